@@ -1,0 +1,813 @@
+/*
+ * api.c - routes of the node API (docs/API.md) over the store.
+ *
+ * Every write runs in one store transaction (BEGIN IMMEDIATE ... COMMIT), so a request either
+ * happens whole, with its change-log entries, or not at all. Errors from lower layers keep their
+ * code and message; this layer picks the HTTP status from the code alone (sg_api_status_of), so
+ * the same failure always answers the same way.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "import.h"
+#include "record.h"
+
+#define LIST_DEFAULT 50
+#define LIST_MAX     1000
+#define CHANGES_MAX  10000
+#define ATTEND_MAX   1000
+
+int sg_api_status_of(int code)
+{
+    switch (code) {
+    case SG_EHTTP:
+    case SG_EFORMAT:
+    case SG_EINVAL:
+        return 400;
+    case SG_ENOTFOUND:
+        return 404;
+    case SG_EMETHOD:
+        return 405;
+    case SG_ECONFLICT:
+        return 409;
+    case SG_ETOOBIG:
+        return 413;
+    case SG_EUNSUPPORTED:
+        return 415;
+    case SG_EUNKNOWN:
+    case SG_ETYPE:
+    case SG_EVALIDATE:
+    case SG_EREQUIRED:
+    case SG_EIMMUTABLE:
+    case SG_EREFERENCE:
+    case SG_ECSV:
+        return 422;
+    case SG_EBUSY:
+        return 503;
+    case SG_EFULL:
+        return 507;
+    default:
+        return 500;
+    }
+}
+
+/* Serialises obj (stolen) as the response body with status. */
+static void respond(sg_api_resp *out, int status, json_t *obj)
+{
+    char *text;
+
+    out->status = status;
+    out->body = NULL;
+    out->body_len = 0;
+    if (obj == NULL) {
+        if (status != 204) {
+            out->status = 500;
+            out->error_code = "out_of_memory";
+            out->body = strdup("{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of "
+                               "memory\"}}\n");
+            out->body_len = out->body ? strlen(out->body) : 0;
+        }
+        return;
+    }
+    text = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(obj);
+    if (text == NULL) {
+        respond(out, 500, NULL);
+        return;
+    }
+    {
+        size_t len = strlen(text);
+        char *grown = realloc(text, len + 2);
+        if (grown == NULL) {
+            free(text);
+            respond(out, 500, NULL);
+            return;
+        }
+        out->body = grown;
+        out->body_len = len + 1;
+    }
+    out->body[out->body_len - 1] = '\n';
+    out->body[out->body_len] = '\0';
+}
+
+static void respond_error_extra(sg_api_resp *out, int code, const char *msg, json_t *extra)
+{
+    json_t *e = json_pack("{s:s, s:s}", "code", sg_strerror_name(code), "message",
+                          msg && msg[0] ? msg : sg_strerror(code));
+    if (e == NULL) /* message was not valid UTF-8: keep the code, say so */
+        e = json_pack("{s:s, s:s}", "code", sg_strerror_name(code), "message",
+                      sg_strerror(code));
+    if (e != NULL && extra != NULL)
+        json_object_set(e, "rows", extra);
+    respond(out, sg_api_status_of(code), e ? json_pack("{s:o}", "error", e) : NULL);
+    out->error_code = sg_strerror_name(code);
+}
+
+void sg_api_error(sg_api_resp *out, int code, const char *msg)
+{
+    respond_error_extra(out, code, msg, NULL);
+}
+
+static void respond_err(sg_api_resp *out, const sg_err *err)
+{
+    sg_api_error(out, err->code ? err->code : SG_EDB, err->msg);
+}
+
+void sg_api_resp_free(sg_api_resp *out)
+{
+    free(out->body);
+    out->body = NULL;
+}
+
+/* Parses the request body as a JSON object into *out. */
+static int parse_body(json_t **out, const sg_http_req *req, sg_err *err)
+{
+    json_error_t je;
+    const char *ct = req->content_type;
+
+    *out = NULL;
+    if (ct[0] != '\0' && strncasecmp(ct, "application/json", 16) != 0)
+        return sg_err_set(err, SG_EUNSUPPORTED,
+                          "Content-Type '%.60s' is not accepted here; send application/json",
+                          ct);
+    if (req->body_len == 0)
+        return sg_err_set(err, SG_EFORMAT, "request body is empty; send a JSON object");
+    *out = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (*out == NULL)
+        return sg_err_set(err, SG_EFORMAT, "body is not valid JSON: %s at line %d column %d",
+                          je.text, je.line, je.column);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return sg_err_set(err, SG_EFORMAT, "body must be a JSON object");
+    }
+    return 0;
+}
+
+/* Splits path into up to max segments (pointers into buf). Returns the count, or -1. */
+static int split_path(const char *path, char *buf, size_t cap, char **seg, int max)
+{
+    int n = 0;
+    char *p;
+
+    if (path[0] != '/' || strlen(path) >= cap)
+        return -1;
+    memcpy(buf, path + 1, strlen(path));
+    p = buf;
+    while (*p != '\0') {
+        char *slash = strchr(p, '/');
+        if (n == max)
+            return -1;
+        seg[n++] = p;
+        if (slash == NULL)
+            break;
+        *slash = '\0';
+        p = slash + 1;
+        if (*p == '\0')
+            return -1; /* trailing slash */
+    }
+    return n;
+}
+
+static int method_is(const sg_http_req *req, const char *m)
+{
+    return req->method != NULL && strcmp(req->method, m) == 0;
+}
+
+static void not_allowed(sg_api_resp *out, const sg_http_req *req, const char *allowed)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg), "%s is not allowed here; use %s", req->method ? req->method : "?",
+             allowed);
+    sg_api_error(out, SG_EMETHOD, msg);
+}
+
+/* Adds the sub-lists a single-record view carries: attendance of a session, updates of an
+ * issue. */
+static int add_children(json_t *rec, sg_store *st, const sg_rectype *rt, sg_err *err)
+{
+    const sg_rectype *child = NULL;
+    const char *fk = NULL, *key = NULL;
+    sg_query q = {0};
+    json_t *items = NULL, *eq;
+    char *next = NULL;
+    int rc;
+
+    if (strcmp(rt->table, "sessions") == 0) {
+        child = sg_rectype_find("attendance", -1);
+        fk = "session_id";
+        key = "attendance";
+    } else if (strcmp(rt->table, "issues") == 0) {
+        child = sg_rectype_find("issue_updates", -1);
+        fk = "issue_id";
+        key = "updates";
+    }
+    if (child == NULL)
+        return 0;
+    eq = json_pack("{s:O}", fk, json_object_get(rec, "id"));
+    if (eq == NULL)
+        return sg_err_set(err, SG_ENOMEM, "out of memory");
+    q.eq = eq;
+    q.limit = 100000;
+    rc = sg_store_list(&items, &next, st, child, &q, err);
+    json_decref(eq);
+    free(next);
+    if (rc < 0)
+        return rc;
+    if (strcmp(key, "attendance") == 0) {
+        json_t *ids = json_array();
+        size_t i;
+        json_t *row;
+        json_array_foreach(items, i, row)
+            json_array_append(ids, json_object_get(row, "member_id"));
+        json_decref(items);
+        items = ids;
+    }
+    json_object_set_new(rec, key, items);
+    return 0;
+}
+
+static void handle_get_one(sg_api *api, const sg_rectype *rt, const char *id, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *rec = NULL;
+
+    if (sg_store_get(&rec, api->st, rt, id, &err) < 0 ||
+        add_children(rec, api->st, rt, &err) < 0) {
+        json_decref(rec);
+        respond_err(out, &err);
+        return;
+    }
+    respond(out, 200, rec);
+}
+
+static void handle_list(sg_api *api, const sg_rectype *rt, const sg_http_req *req,
+                        sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *params = NULL, *items = NULL, *v;
+    const char *key;
+    char *next = NULL;
+    sg_query q = {0};
+    int rc;
+
+    rc = sg_http_query_parse(&params, req->query, &err);
+    if (rc < 0)
+        goto fail;
+    q.limit = LIST_DEFAULT;
+    json_object_foreach(params, key, v)
+    {
+        const char *s = json_string_value(v);
+        if (strcmp(key, "limit") == 0) {
+            char *end;
+            long n = strtol(s, &end, 10);
+            if (*s == '\0' || *end != '\0' || n < 1 || n > LIST_MAX) {
+                rc = sg_err_set(&err, SG_EVALIDATE, "limit: expected 1..%d", LIST_MAX);
+                goto fail;
+            }
+            q.limit = (int)n;
+        } else if (strcmp(key, "after") == 0) {
+            if (!sg_record_id_valid(s, strlen(s))) {
+                rc = sg_err_set(&err, SG_EVALIDATE, "after: not a record id");
+                goto fail;
+            }
+            q.after = s;
+        } else if (strcmp(key, "q") == 0) {
+            q.q = s;
+        } else if (strcmp(key, "region") == 0) {
+            q.region = s;
+        } else if (strcmp(key, "from") == 0 || strcmp(key, "to") == 0) {
+            if (!sg_date_valid(s, strlen(s))) {
+                rc = sg_err_set(&err, SG_EVALIDATE, "%s: not a date in the form YYYY-MM-DD",
+                                key);
+                goto fail;
+            }
+            if (key[0] == 'f')
+                q.from = s;
+            else
+                q.to = s;
+        } else if (sg_rectype_field(rt, key, -1) == NULL && strcmp(key, "id") != 0) {
+            rc = sg_err_set(&err, SG_EUNKNOWN,
+                            "unknown filter '%.60s' for %s (filters: the record's fields, "
+                            "region, q, from, to, limit, after)",
+                            key, rt->table);
+            goto fail;
+        }
+    }
+    {
+        /* Move the equality filters into their own object. */
+        json_t *eq = json_object();
+        json_object_foreach(params, key, v)
+        {
+            if (strcmp(key, "limit") && strcmp(key, "after") && strcmp(key, "q") &&
+                strcmp(key, "region") && strcmp(key, "from") && strcmp(key, "to"))
+                json_object_set(eq, key, v);
+        }
+        if (json_object_get(eq, "id") != NULL) {
+            json_decref(eq);
+            rc = sg_err_set(&err, SG_EUNKNOWN, "filter by id: use GET /v1/%s/ID", rt->table);
+            goto fail;
+        }
+        q.eq = eq;
+        rc = sg_store_list(&items, &next, api->st, rt, &q, &err);
+        json_decref(eq);
+    }
+    if (rc < 0)
+        goto fail;
+    json_decref(params);
+    respond(out, 200, json_pack("{s:o, s:s?}", "items", items, "next", next));
+    free(next);
+    return;
+
+fail:
+    json_decref(params);
+    respond_err(out, &err);
+}
+
+/* Runs a write under one transaction; the write's result record goes to the response. */
+static void handle_create(sg_api *api, const sg_rectype *rt, const sg_http_req *req,
+                          sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *body = NULL, *rec = NULL;
+
+    if (parse_body(&body, req, &err) < 0)
+        goto fail;
+    if (sg_store_begin(api->st, &err) < 0)
+        goto fail;
+    if (sg_store_create(&rec, api->st, rt, body, 0, &err) < 0) {
+        sg_store_rollback(api->st);
+        goto fail;
+    }
+    if (sg_store_commit(api->st, &err) < 0)
+        goto fail;
+    json_decref(body);
+    respond(out, 201, rec);
+    return;
+
+fail:
+    json_decref(rec);
+    json_decref(body);
+    respond_err(out, &err);
+}
+
+static void handle_update(sg_api *api, const sg_rectype *rt, const char *id,
+                          const sg_http_req *req, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *body = NULL, *rec = NULL;
+
+    if (rt->flags & SG_RT_APPEND_ONLY) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "%s records are history: they can be added, not changed",
+                 rt->singular);
+        sg_api_error(out, SG_EMETHOD, msg);
+        return;
+    }
+    if (parse_body(&body, req, &err) < 0)
+        goto fail;
+    if (sg_store_begin(api->st, &err) < 0)
+        goto fail;
+    if (sg_store_update(&rec, api->st, rt, id, body, 0, &err) < 0) {
+        sg_store_rollback(api->st);
+        goto fail;
+    }
+    if (sg_store_commit(api->st, &err) < 0)
+        goto fail;
+    json_decref(body);
+    respond(out, 200, rec);
+    return;
+
+fail:
+    json_decref(rec);
+    json_decref(body);
+    respond_err(out, &err);
+}
+
+static void handle_delete(sg_api *api, const sg_rectype *rt, const char *id, sg_api_resp *out)
+{
+    sg_err err = {0};
+
+    if (sg_store_begin(api->st, &err) < 0)
+        goto fail;
+    if (sg_store_delete(api->st, rt, id, &err) < 0) {
+        sg_store_rollback(api->st);
+        goto fail;
+    }
+    if (sg_store_commit(api->st, &err) < 0)
+        goto fail;
+    respond(out, 204, NULL);
+    return;
+
+fail:
+    respond_err(out, &err);
+}
+
+/* POST /v1/sessions/ID/attendance {"member_ids": [...]} */
+static void handle_attend(sg_api *api, const char *session_id, const sg_http_req *req,
+                          sg_api_resp *out)
+{
+    const sg_rectype *rt_sess = sg_rectype_find("sessions", -1);
+    const sg_rectype *rt_att = sg_rectype_find("attendance", -1);
+    sg_err err = {0};
+    json_t *body = NULL, *ids, *added = json_array(), *already = json_array(), *v, *rec = NULL;
+    size_t i;
+
+    if (added == NULL || already == NULL) {
+        sg_err_set(&err, SG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (parse_body(&body, req, &err) < 0)
+        goto fail;
+    ids = json_object_get(body, "member_ids");
+    if (json_object_size(body) != 1 || !json_is_array(ids) || json_array_size(ids) == 0 ||
+        json_array_size(ids) > ATTEND_MAX) {
+        sg_err_set(&err, SG_EVALIDATE,
+                   "body must be {\"member_ids\": [1..%d member ids]} and nothing else",
+                   ATTEND_MAX);
+        goto fail;
+    }
+    if (sg_store_begin(api->st, &err) < 0)
+        goto fail;
+    if (sg_store_get(&rec, api->st, rt_sess, session_id, &err) < 0)
+        goto rollback;
+    json_decref(rec);
+    rec = NULL;
+    json_array_foreach(ids, i, v)
+    {
+        sg_query q = {0};
+        json_t *eq, *found = NULL, *fields;
+        char *next = NULL;
+        int rc;
+
+        if (!json_is_string(v)) {
+            sg_err_set(&err, SG_ETYPE, "member_ids[%zu]: expected a member id string", i);
+            goto rollback;
+        }
+        eq = json_pack("{s:s, s:O}", "session_id", session_id, "member_id", v);
+        q.eq = eq;
+        q.limit = 1;
+        rc = sg_store_list(&found, &next, api->st, rt_att, &q, &err);
+        json_decref(eq);
+        free(next);
+        if (rc < 0)
+            goto rollback;
+        if (json_array_size(found) > 0) {
+            json_array_append(already, v);
+            json_decref(found);
+            continue;
+        }
+        json_decref(found);
+        fields = json_pack("{s:s, s:O}", "session_id", session_id, "member_id", v);
+        rc = sg_store_create(&rec, api->st, rt_att, fields, 0, &err);
+        json_decref(fields);
+        if (rc < 0) {
+            sg_err_wrap(&err, "member_ids[%zu]", i);
+            goto rollback;
+        }
+        json_decref(rec);
+        rec = NULL;
+        json_array_append(added, v);
+    }
+    if (sg_store_commit(api->st, &err) < 0)
+        goto fail;
+    json_decref(body);
+    respond(out, 200,
+            json_pack("{s:s, s:o, s:o}", "session_id", session_id, "added", added, "already",
+                      already));
+    return;
+
+rollback:
+    sg_store_rollback(api->st);
+fail:
+    json_decref(body);
+    json_decref(added);
+    json_decref(already);
+    respond_err(out, &err);
+}
+
+/* POST /v1/issues/ID/updates {"note", "status", "assigned_to", "author"} */
+static void handle_issue_update(sg_api *api, const char *issue_id, const sg_http_req *req,
+                                sg_api_resp *out)
+{
+    const sg_rectype *rt_issue = sg_rectype_find("issues", -1);
+    const sg_rectype *rt_upd = sg_rectype_find("issue_updates", -1);
+    sg_err err = {0};
+    json_t *body = NULL, *issue = NULL, *patch = NULL, *upd = NULL, *rec = NULL, *v;
+    const char *key, *status, *old_status;
+    char today[16];
+
+    if (parse_body(&body, req, &err) < 0)
+        goto fail;
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "note") && strcmp(key, "status") && strcmp(key, "assigned_to") &&
+            strcmp(key, "author")) {
+            sg_err_set(&err, SG_EUNKNOWN,
+                       "an issue update has no field '%.60s' (fields: note, status, "
+                       "assigned_to, author)",
+                       key);
+            goto fail;
+        }
+    }
+    if (json_object_get(body, "note") == NULL && json_object_get(body, "status") == NULL &&
+        json_object_get(body, "assigned_to") == NULL) {
+        sg_err_set(&err, SG_EREQUIRED, "give at least one of note, status, assigned_to");
+        goto fail;
+    }
+    if (sg_store_begin(api->st, &err) < 0)
+        goto fail;
+    if (sg_store_get(&issue, api->st, rt_issue, issue_id, &err) < 0)
+        goto rollback;
+    old_status = json_string_value(json_object_get(issue, "status"));
+    status = json_string_value(json_object_get(body, "status"));
+    if (json_object_get(body, "status") != NULL && status == NULL) {
+        sg_err_set(&err, SG_ETYPE, "status: expected a string");
+        goto rollback;
+    }
+
+    patch = json_object();
+    upd = json_pack("{s:s}", "issue_id", issue_id);
+    if (patch == NULL || upd == NULL) {
+        sg_err_set(&err, SG_ENOMEM, "out of memory");
+        goto rollback;
+    }
+    if (status != NULL && old_status != NULL && strcmp(status, old_status) != 0) {
+        int closing = strcmp(status, "resolved") == 0 || strcmp(status, "closed") == 0;
+        int was_closed = strcmp(old_status, "resolved") == 0 || strcmp(old_status, "closed") == 0;
+        json_object_set(patch, "status", json_object_get(body, "status"));
+        if (closing && !was_closed) {
+            sg_today(today);
+            json_object_set_new(patch, "resolved_on", json_string(today));
+        } else if (!closing) {
+            json_object_set_new(patch, "resolved_on", json_null());
+        }
+        json_object_set_new(upd, "status_from", json_string(old_status));
+        json_object_set(upd, "status_to", json_object_get(body, "status"));
+    } else if (status != NULL) {
+        /* Validate even when unchanged so a typo is not silently accepted. */
+        json_t *probe = json_pack("{s:O}", "status", json_object_get(body, "status"));
+        int rc = sg_record_check(rt_issue, probe, 'u', 1, &err);
+        json_decref(probe);
+        if (rc < 0)
+            goto rollback;
+    }
+    if ((v = json_object_get(body, "assigned_to")) != NULL)
+        json_object_set(patch, "assigned_to", v);
+    if ((v = json_object_get(body, "note")) != NULL)
+        json_object_set(upd, "note", v);
+    if ((v = json_object_get(body, "author")) != NULL)
+        json_object_set(upd, "author", v);
+
+    if (sg_store_update(&rec, api->st, rt_issue, issue_id, patch, SG_WRITE_SERVER, &err) < 0)
+        goto rollback;
+    json_decref(rec);
+    rec = NULL;
+    if (sg_store_create(&rec, api->st, rt_upd, upd, SG_WRITE_SERVER, &err) < 0)
+        goto rollback;
+    json_decref(rec);
+    rec = NULL;
+    if (sg_store_commit(api->st, &err) < 0)
+        goto fail;
+    json_decref(issue);
+    json_decref(patch);
+    json_decref(upd);
+    json_decref(body);
+    if (sg_store_get(&rec, api->st, rt_issue, issue_id, &err) < 0 ||
+        add_children(rec, api->st, rt_issue, &err) < 0) {
+        json_decref(rec);
+        respond_err(out, &err);
+        return;
+    }
+    respond(out, 201, rec);
+    return;
+
+rollback:
+    sg_store_rollback(api->st);
+fail:
+    json_decref(issue);
+    json_decref(patch);
+    json_decref(upd);
+    json_decref(body);
+    respond_err(out, &err);
+}
+
+static void handle_import(sg_api *api, const sg_http_req *req, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *params = NULL, *result = NULL, *problems = NULL, *v;
+    const char *key;
+    int dry_run = 0;
+
+    if (sg_http_query_parse(&params, req->query, &err) < 0) {
+        respond_err(out, &err);
+        return;
+    }
+    json_object_foreach(params, key, v)
+    {
+        if (strcmp(key, "dry_run") == 0) {
+            dry_run = strcmp(json_string_value(v), "0") != 0;
+        } else {
+            json_decref(params);
+            sg_api_error(out, SG_EUNKNOWN, "import takes only the parameter dry_run");
+            return;
+        }
+    }
+    json_decref(params);
+    if (req->content_type[0] != '\0' && strncasecmp(req->content_type, "text/csv", 8) != 0) {
+        sg_api_error(out, SG_EUNSUPPORTED, "send the file as Content-Type: text/csv");
+        return;
+    }
+    if (sg_import_members(&result, &problems, api->st, req->body ? req->body : "",
+                          req->body_len, dry_run, &err) < 0) {
+        respond_error_extra(out, err.code, err.msg, problems);
+        json_decref(problems);
+        return;
+    }
+    respond(out, 200, result);
+}
+
+static void handle_status(sg_api *api, sg_api_resp *out)
+{
+    json_t *counts = json_object();
+    for (size_t i = 0; sg_rectypes[i] != NULL; i++)
+        json_object_set_new(counts, sg_rectypes[i]->table,
+                            json_integer(sg_store_count(api->st, sg_rectypes[i])));
+    respond(out, 200,
+            json_pack("{s:s, s:s, s:s, s:i, s:I, s:o}", "node", sg_store_node_id(api->st), "role",
+                      api->role, "version", SANGAM_VERSION, "schema_version", SG_SCHEMA_VERSION,
+                      "seq", (json_int_t)sg_store_seq(api->st), "counts", counts));
+}
+
+static void handle_changes(sg_api *api, const sg_http_req *req, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *params = NULL, *items = NULL, *v;
+    const char *key;
+    long long since = 0, limit = 1000;
+    int64_t next = 0;
+
+    if (sg_http_query_parse(&params, req->query, &err) < 0)
+        goto fail;
+    json_object_foreach(params, key, v)
+    {
+        const char *s = json_string_value(v);
+        char *end;
+        long long n = strtoll(s, &end, 10);
+        if (*s == '\0' || *end != '\0' || n < 0) {
+            sg_err_set(&err, SG_EVALIDATE, "%.20s: expected a whole number >= 0", key);
+            goto fail;
+        }
+        if (strcmp(key, "since") == 0) {
+            since = n;
+        } else if (strcmp(key, "limit") == 0) {
+            if (n < 1 || n > CHANGES_MAX) {
+                sg_err_set(&err, SG_EVALIDATE, "limit: expected 1..%d", CHANGES_MAX);
+                goto fail;
+            }
+            limit = n;
+        } else {
+            sg_err_set(&err, SG_EUNKNOWN, "unknown parameter '%.40s' (since, limit)", key);
+            goto fail;
+        }
+    }
+    if (sg_store_changes(&items, &next, api->st, since, (int)limit, &err) < 0)
+        goto fail;
+    json_decref(params);
+    respond(out, 200,
+            next ? json_pack("{s:o, s:I}", "items", items, "next", (json_int_t)next)
+                 : json_pack("{s:o, s:n}", "items", items, "next"));
+    return;
+
+fail:
+    json_decref(params);
+    respond_err(out, &err);
+}
+
+void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
+{
+    char buf[SG_HTTP_URL_MAX];
+    char *seg[4];
+    const sg_rectype *rt;
+    int n;
+
+    memset(out, 0, sizeof(*out));
+    n = split_path(req->path, buf, sizeof(buf), seg, 4);
+    if (n == 1 && strcmp(seg[0], "healthz") == 0) {
+        if (!method_is(req, "GET"))
+            {
+            not_allowed(out, req, "GET");
+            return;
+        }
+        {
+            respond(out, 200, json_pack("{s:b}", "ok", 1));
+            return;
+        }
+    }
+    if (n < 2 || strcmp(seg[0], "v1") != 0)
+        goto not_found;
+    if (n == 2 && strcmp(seg[1], "status") == 0) {
+        if (!method_is(req, "GET"))
+            {
+            not_allowed(out, req, "GET");
+            return;
+        }
+        {
+            handle_status(api, out);
+            return;
+        }
+    }
+    if (n == 2 && strcmp(seg[1], "changes") == 0) {
+        if (!method_is(req, "GET"))
+            {
+            not_allowed(out, req, "GET");
+            return;
+        }
+        {
+            handle_changes(api, req, out);
+            return;
+        }
+    }
+    rt = sg_rectype_find(seg[1], -1);
+    if (rt == NULL)
+        goto not_found;
+    if (n == 2) {
+        if (method_is(req, "GET"))
+            {
+            handle_list(api, rt, req, out);
+            return;
+        }
+        if (method_is(req, "POST"))
+            {
+            handle_create(api, rt, req, out);
+            return;
+        }
+        {
+            not_allowed(out, req, "GET or POST");
+            return;
+        }
+    }
+    if (n == 3 && strcmp(rt->table, "members") == 0 && strcmp(seg[2], "import") == 0) {
+        if (!method_is(req, "POST"))
+            {
+            not_allowed(out, req, "POST");
+            return;
+        }
+        {
+            handle_import(api, req, out);
+            return;
+        }
+    }
+    if (!sg_record_id_valid(seg[2], strlen(seg[2])))
+        goto not_found;
+    if (n == 3) {
+        if (method_is(req, "GET"))
+            {
+            handle_get_one(api, rt, seg[2], out);
+            return;
+        }
+        if (method_is(req, "PATCH"))
+            {
+            handle_update(api, rt, seg[2], req, out);
+            return;
+        }
+        if (method_is(req, "DELETE"))
+            {
+            handle_delete(api, rt, seg[2], out);
+            return;
+        }
+        {
+            not_allowed(out, req, "GET, PATCH or DELETE");
+            return;
+        }
+    }
+    if (n == 4 && strcmp(rt->table, "sessions") == 0 && strcmp(seg[3], "attendance") == 0) {
+        if (!method_is(req, "POST"))
+            {
+            not_allowed(out, req, "POST");
+            return;
+        }
+        {
+            handle_attend(api, seg[2], req, out);
+            return;
+        }
+    }
+    if (n == 4 && strcmp(rt->table, "issues") == 0 && strcmp(seg[3], "updates") == 0) {
+        if (!method_is(req, "POST"))
+            {
+            not_allowed(out, req, "POST");
+            return;
+        }
+        {
+            handle_issue_update(api, seg[2], req, out);
+            return;
+        }
+    }
+
+not_found:
+    sg_api_error(out, SG_ENOTFOUND, "no such route; see docs/API.md");
+}

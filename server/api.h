@@ -1,0 +1,35 @@
+/*
+ * api.h - the node's HTTP/JSON API (docs/API.md): routing a parsed request to the store and
+ * shaping the answer. No I/O: a request in, a response out, so tests and the fuzzer can drive
+ * it without sockets.
+ */
+#ifndef SANGAM_API_H
+#define SANGAM_API_H
+
+#include <stddef.h>
+
+#include "http.h"
+#include "store.h"
+
+typedef struct sg_api_resp {
+    int status;        /* HTTP status */
+    char *body;        /* owned JSON text (may be NULL for 204) */
+    size_t body_len;
+    const char *error_code; /* the error's name when status >= 400, for the request log */
+} sg_api_resp;
+
+typedef struct sg_api {
+    sg_store *st;     /* borrowed */
+    const char *role; /* "region" or "hub" */
+} sg_api;
+
+/* Answers one request. Never fails: errors become error responses. */
+void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out);
+/* Frees out->body. */
+void sg_api_resp_free(sg_api_resp *out);
+/* The HTTP status that fits an SG_E* code. */
+int sg_api_status_of(int code);
+/* Builds {"error": {"code", "message"}} for code/msg into out (status from the code). */
+void sg_api_error(sg_api_resp *out, int code, const char *msg);
+
+#endif

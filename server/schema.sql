@@ -1,0 +1,136 @@
+-- schema.sql: the node's database, version 1. Embedded into sangamd at build time and applied
+-- by store.c's migration step (PRAGMA user_version 0 -> 1). Later versions add migrations in
+-- store.c; this file stays the description of version 1.
+--
+-- Table names and columns are a public interface: analysts query them with SQL. The CHECK,
+-- NOT NULL and FOREIGN KEY constraints are the authority on what a valid record is, so that a
+-- write from the sqlite3 shell is held to the same rules as one through the API. Lengths are in
+-- bytes (length(CAST(x AS BLOB))), matching the C checks in proto/records.c.
+--
+-- The change-log triggers are not written here: store.c generates them from PRAGMA table_info
+-- on every start, so they always cover every column of every replicated table.
+
+CREATE TABLE sg_node (
+    one     INTEGER PRIMARY KEY CHECK (one = 1),
+    id      TEXT NOT NULL,            -- this node's region id (or 'hub')
+    role    TEXT NOT NULL CHECK (role IN ('region', 'hub')),
+    hlc     INTEGER NOT NULL DEFAULT 0 -- last hybrid logical clock value handed out
+) STRICT;
+
+-- The change log: one row per INSERT, UPDATE or DELETE of a replicated table, written by
+-- triggers in the same transaction as the write. AUTOINCREMENT keeps seq strictly increasing
+-- even after old entries are pruned.
+CREATE TABLE sg_changes (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    hlc     INTEGER NOT NULL,
+    origin  TEXT NOT NULL,
+    tbl     TEXT NOT NULL,
+    pk      TEXT NOT NULL,
+    op      TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+    data    TEXT CHECK ((op = 'delete') = (data IS NULL))  -- JSON object of the values set
+) STRICT;
+
+CREATE TABLE organisations (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 64),
+    region      TEXT NOT NULL CHECK (length(region) BETWEEN 1 AND 63
+                                     AND region NOT GLOB '*[^a-z0-9-]*' AND region NOT GLOB '-*'),
+    name        TEXT NOT NULL CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 400),
+    kind        TEXT NOT NULL CHECK (kind IN ('government', 'financial', 'academic', 'training',
+                                              'civil_society', 'private', 'other')),
+    district    TEXT CHECK (length(CAST(district AS BLOB)) <= 200),
+    contact     TEXT CHECK (length(CAST(contact AS BLOB)) <= 400),
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) STRICT;
+
+CREATE TABLE members (
+    id              TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 64),
+    region          TEXT NOT NULL CHECK (length(region) BETWEEN 1 AND 63
+                                         AND region NOT GLOB '*[^a-z0-9-]*'
+                                         AND region NOT GLOB '-*'),
+    name            TEXT NOT NULL CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 400),
+    kind            TEXT NOT NULL CHECK (kind IN ('entrepreneur', 'representative', 'staff')),
+    gender          TEXT CHECK (gender IN ('female', 'male', 'other', 'undisclosed')),
+    birth_year      INTEGER CHECK (birth_year BETWEEN 1900 AND 2100),
+    phone           TEXT CHECK (length(phone) <= 32 AND phone NOT GLOB '*[^0-9+() -]*'),
+    village         TEXT CHECK (length(CAST(village AS BLOB)) <= 200),
+    district        TEXT CHECK (length(CAST(district AS BLOB)) <= 200),
+    sector          TEXT CHECK (length(CAST(sector AS BLOB)) <= 200),
+    organisation_id TEXT REFERENCES organisations (id),
+    joined_on       TEXT CHECK (joined_on IS date(joined_on)),
+    status          TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
+    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    CONSTRAINT representative_needs_organisation
+        CHECK (kind <> 'representative' OR organisation_id IS NOT NULL)
+) STRICT;
+CREATE INDEX members_organisation ON members (organisation_id);
+CREATE INDEX members_district ON members (district);
+
+CREATE TABLE sessions (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 64),
+    region      TEXT NOT NULL CHECK (length(region) BETWEEN 1 AND 63
+                                     AND region NOT GLOB '*[^a-z0-9-]*' AND region NOT GLOB '-*'),
+    kind        TEXT NOT NULL CHECK (kind IN ('working_session', 'launch', 'training',
+                                              'radio_show', 'emailer', 'whatsapp', 'field_visit',
+                                              'other')),
+    title       TEXT NOT NULL CHECK (length(CAST(title AS BLOB)) BETWEEN 1 AND 600),
+    held_on     TEXT NOT NULL CHECK (held_on IS date(held_on)),
+    place       TEXT CHECK (length(CAST(place AS BLOB)) <= 400),
+    summary     TEXT CHECK (length(CAST(summary AS BLOB)) <= 16000),
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) STRICT;
+CREATE INDEX sessions_held_on ON sessions (held_on);
+
+CREATE TABLE attendance (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 64),
+    region      TEXT NOT NULL CHECK (length(region) BETWEEN 1 AND 63
+                                     AND region NOT GLOB '*[^a-z0-9-]*' AND region NOT GLOB '-*'),
+    session_id  TEXT NOT NULL REFERENCES sessions (id),
+    member_id   TEXT NOT NULL REFERENCES members (id),
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (session_id, member_id)
+) STRICT;
+CREATE INDEX attendance_member ON attendance (member_id);
+
+CREATE TABLE issues (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 64),
+    region      TEXT NOT NULL CHECK (length(region) BETWEEN 1 AND 63
+                                     AND region NOT GLOB '*[^a-z0-9-]*' AND region NOT GLOB '-*'),
+    raised_by   TEXT NOT NULL REFERENCES members (id),
+    session_id  TEXT REFERENCES sessions (id),
+    category    TEXT NOT NULL CHECK (category IN ('finance', 'market', 'skills', 'infrastructure',
+                                                  'awareness', 'regulation', 'technology',
+                                                  'other')),
+    title       TEXT NOT NULL CHECK (length(CAST(title AS BLOB)) BETWEEN 1 AND 600),
+    description TEXT CHECK (length(CAST(description AS BLOB)) <= 16000),
+    status      TEXT NOT NULL DEFAULT 'open'
+                CHECK (status IN ('open', 'in_progress', 'resolved', 'closed')),
+    assigned_to TEXT REFERENCES organisations (id),
+    opened_on   TEXT NOT NULL DEFAULT (date('now')) CHECK (opened_on IS date(opened_on)),
+    resolved_on TEXT CHECK (resolved_on IS date(resolved_on)),
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    CONSTRAINT resolved_date_needs_resolution
+        CHECK (resolved_on IS NULL OR status IN ('resolved', 'closed')),
+    CONSTRAINT resolved_after_opened CHECK (resolved_on IS NULL OR resolved_on >= opened_on)
+) STRICT;
+CREATE INDEX issues_raised_by ON issues (raised_by);
+CREATE INDEX issues_status ON issues (status);
+CREATE INDEX issues_assigned_to ON issues (assigned_to);
+
+CREATE TABLE issue_updates (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 64),
+    region      TEXT NOT NULL CHECK (length(region) BETWEEN 1 AND 63
+                                     AND region NOT GLOB '*[^a-z0-9-]*' AND region NOT GLOB '-*'),
+    issue_id    TEXT NOT NULL REFERENCES issues (id),
+    note        TEXT CHECK (length(CAST(note AS BLOB)) <= 16000),
+    status_from TEXT CHECK (status_from IN ('open', 'in_progress', 'resolved', 'closed')),
+    status_to   TEXT CHECK (status_to IN ('open', 'in_progress', 'resolved', 'closed')),
+    author      TEXT NOT NULL CHECK (length(CAST(author AS BLOB)) BETWEEN 1 AND 200),
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) STRICT;
+CREATE INDEX issue_updates_issue ON issue_updates (issue_id);

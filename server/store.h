@@ -1,0 +1,96 @@
+/*
+ * store.h - the node's database: schema and migrations, change capture, records, queries.
+ *
+ * The store does no network I/O (DESIGN principle 5) and is used from one thread. Records cross
+ * its interface as jansson objects whose keys are column names, because every caller (the HTTP
+ * API, CSV import, tests) already speaks JSON; values are validated against the record types of
+ * sangam/records.h before any SQL runs, and the database's own constraints back that up.
+ *
+ * Invariants kept here:
+ * - every write to a replicated table, by this process or any other connection, appends to
+ *   sg_changes in the same transaction (triggers generated from the schema on every open);
+ * - the database is opened with WAL, synchronous=FULL and foreign keys on;
+ * - a schema newer than this program knows is refused, an older one migrated forward.
+ */
+#ifndef SANGAM_STORE_H
+#define SANGAM_STORE_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "sangam/error.h"
+#include "sangam/records.h"
+
+#define SG_SCHEMA_VERSION 1
+
+typedef struct sg_store sg_store;
+typedef struct sqlite3 sqlite3;
+
+/* Opens (creating and migrating as needed) the database at path for node node_id with role
+ * "region" or "hub". Refuses a database that belongs to another node id. */
+int sg_store_open(sg_store **out, const char *path, const char *node_id, const char *role,
+                  sg_err *err);
+/* Closes the database (NULL-safe); any open transaction is rolled back. */
+void sg_store_close(sg_store *st);
+
+/* The raw connection, for tests and the sqlite3-shell-equivalence checks. */
+sqlite3 *sg_store_db(sg_store *st);
+const char *sg_store_node_id(const sg_store *st);
+
+/* Transactions: begin takes the write lock at once (BEGIN IMMEDIATE). Not nestable. */
+int sg_store_begin(sg_store *st, sg_err *err);
+int sg_store_commit(sg_store *st, sg_err *err);
+void sg_store_rollback(sg_store *st);
+
+enum {
+    SG_WRITE_SERVER = 1 << 0, /* the node itself sets SG_F_SERVER fields (issue updates) */
+};
+
+/* Creates a record of type rt from fields (an object of user fields). The node assigns id,
+ * region, created_at and updated_at. *out is the stored record (new reference). */
+int sg_store_create(json_t **out, sg_store *st, const sg_rectype *rt, json_t *fields,
+                    unsigned flags, sg_err *err);
+/* Reads one record; SG_ENOTFOUND if there is none. */
+int sg_store_get(json_t **out, sg_store *st, const sg_rectype *rt, const char *id, sg_err *err);
+/* Changes the given fields (null clears an optional one) and updated_at. */
+int sg_store_update(json_t **out, sg_store *st, const sg_rectype *rt, const char *id,
+                    json_t *fields, unsigned flags, sg_err *err);
+/* Deletes a record; SG_ECONFLICT while other records refer to it. */
+int sg_store_delete(sg_store *st, const sg_rectype *rt, const char *id, sg_err *err);
+
+/* Checks fields as sg_store_create or sg_store_update would (mode 'c' or 'u'), including that
+ * referenced records exist, without writing. */
+int sg_store_check(sg_store *st, const sg_rectype *rt, json_t *fields, int mode, unsigned flags,
+                   sg_err *err);
+
+/* A list query; strings are borrowed from the caller. */
+typedef struct sg_query {
+    json_t *eq;         /* object field -> string value ("" matches null), or NULL */
+    const char *region; /* owning region, or NULL */
+    const char *q;      /* substring of the SG_F_SEARCH field, or NULL */
+    const char *from;   /* inclusive lower bound of the type's date field, or NULL */
+    const char *to;     /* inclusive upper bound, or NULL */
+    const char *after;  /* paging cursor: ids greater than this, or NULL */
+    int limit;          /* 1..1000 */
+} sg_query;
+
+/* Lists records in id order. *out_items is an array (new reference); *out_next is the id to
+ * pass as after= for the next page, or NULL when this page is the last (caller frees). */
+int sg_store_list(json_t **out_items, char **out_next, sg_store *st, const sg_rectype *rt,
+                  const sg_query *q, sg_err *err);
+
+/* Change log entries with seq > since, oldest first, at most limit. *out_next as above. */
+int sg_store_changes(json_t **out_items, int64_t *out_next, sg_store *st, int64_t since,
+                     int limit, sg_err *err);
+/* The highest seq ever given out (0 when none). */
+int64_t sg_store_seq(sg_store *st);
+/* Number of rows of a table. */
+int64_t sg_store_count(sg_store *st, const sg_rectype *rt);
+
+/* Current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" and today's date "YYYY-MM-DD". */
+void sg_now_iso(char out[32]);
+void sg_today(char out[16]);
+uint64_t sg_now_ms(void);
+
+#endif
