@@ -181,7 +181,9 @@ static int run_llhttp(sg_http_parser *p, const char *data, size_t len, size_t *u
         *used = (size_t)(llhttp_get_error_pos(&p->ll) - data);
         return 1;
     }
-    if (e == HPE_USER) {
+    if (p->cb_status != 0) {
+        /* One of our callbacks refused (llhttp reports it as HPE_USER, or as
+         * HPE_CB_HEADERS_COMPLETE when it was on_headers_complete). */
         *status = p->cb_status;
         return sg_err_set(err, *status == 413 ? SG_ETOOBIG : SG_EHTTP, "%s", p->cb_msg);
     }

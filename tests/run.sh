@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# tests/run.sh - the one test command (README, .ci/run).
+#
+# On a fresh Debian 12 machine: installs the packages it needs (apt-get, through sudo when not
+# root), checks formatting and banned functions, builds with -Wall -Wextra -Werror, runs the whole
+# CTest suite, runs it again under ASan+UBSan, then runs every libFuzzer target for
+# FUZZ_SECONDS (default 60) under ASan+UBSan.
+#
+# Environment: FUZZ_SECONDS=N (0 skips the timed fuzz runs; the corpora are still replayed by
+# CTest), JOBS=N (parallel build jobs, default nproc), SKIP_ASAN=1 (local quick runs only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=${JOBS:-$(nproc)}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# 1. Packages. Kept in one list: deploy/install.sh and the README point here.
+PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+  libuv1-dev libsqlite3-dev sqlite3 libmsgpack-dev libssl-dev libjansson-dev libinih-dev
+  libcurl4-openssl-dev libcmocka-dev libcsv-dev node-llhttp curl git)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing ${missing[*]}"
+  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# 2. Style: formatting and functions the house style bans.
+say "format and banned-function check"
+mapfile -t SOURCES < <(git ls-files '*.c' '*.h')
+clang-format --dry-run --Werror "${SOURCES[@]}"
+if grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|gets)\s*\(' "${SOURCES[@]}"; then
+  echo "banned function used (see ../shared/STYLE.md point 12)"; exit 1
+fi
+
+# 3. The suite, warnings as errors.
+say "build (gcc, -Wall -Wextra -Werror)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANGAM_WERROR=ON >/dev/null
+cmake --build build -j "$JOBS"
+say "test suite"
+ctest --test-dir build --output-on-failure -j 2 --timeout 600
+
+# 4. The suite again under AddressSanitizer (+LeakSanitizer) and UBSan.
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+  say "build and test under ASan+UBSan"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSANGAM_ASAN=ON -DSANGAM_UBSAN=ON >/dev/null
+  cmake --build build-asan -j "$JOBS"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j 2 --timeout 900
+fi
+
+# 5. Fuzzing: each target runs FUZZ_SECONDS on a scratch copy of its corpus.
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  say "fuzz targets (${FUZZ_SECONDS}s each)"
+  CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSANGAM_FUZZ=ON -DSANGAM_ASAN=ON \
+    -DSANGAM_UBSAN=ON >/dev/null
+  cmake --build build-fuzz -j "$JOBS" --target fuzz_batch fuzz_http fuzz_csv
+  for t in batch http csv; do
+    work=$(mktemp -d)
+    cp -r "tests/fuzz/corpus/$t/." "$work/"
+    ( cd "$work" && "$ROOT/build-fuzz/tests/fuzz_$t" -max_total_time="$FUZZ_SECONDS" \
+        -rss_limit_mb=512 -timeout=10 -print_final_stats=1 "$work" 2>fuzz.log ) || {
+      tail -60 "$work/fuzz.log"; echo "fuzz_$t found a problem; reproducer in $work"; exit 1; }
+    grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$work/fuzz.log" | sed "s/^/fuzz_$t: /"
+    rm -rf "$work"
+  done
+fi
+say "all tests passed"

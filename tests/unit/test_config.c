@@ -1,0 +1,120 @@
+/*
+ * test_config.c - sangamd's INI config (server/config.c): a good file loads with paths made
+ * absolute; each kind of mistake is refused with one line naming file, line and key.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char dir[64];
+
+static const char *write_cfg(const char *text)
+{
+    static char path[128];
+    FILE *f;
+    snprintf(path, sizeof(path), "%s/node.ini", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/sg_cfg_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char path[128];
+    (void)state;
+    snprintf(path, sizeof(path), "%s/node.ini", dir);
+    unlink(path);
+    return rmdir(dir);
+}
+
+static void test_good(void **state)
+{
+    sg_config cfg;
+    sg_err err = {0};
+    char want[256];
+    (void)state;
+    const char *p = write_cfg("; a region\n[node]\nrole = region\nid = bundelkhand\n"
+                              "db = data/b.db\n[api]\nsocket = /run/x.sock\n"
+                              "listen = 127.0.0.1:7480\n[log]\nlevel = debug\n");
+    assert_int_equal(sg_config_load(&cfg, p, &err), 0);
+    assert_string_equal(cfg.id, "bundelkhand");
+    assert_string_equal(cfg.role, "region");
+    snprintf(want, sizeof(want), "%s/data/b.db", dir);
+    assert_string_equal(cfg.db, want);
+    assert_string_equal(cfg.api_socket, "/run/x.sock");
+    assert_string_equal(cfg.api_listen, "127.0.0.1:7480");
+    assert_string_equal(cfg.log_level, "debug");
+}
+
+/* Each bad file must fail with SG_ECONFIG and a message containing every fragment given. */
+static void expect_bad(const char *text, const char *frag1, const char *frag2)
+{
+    sg_config cfg;
+    sg_err err = {0};
+    const char *p = write_cfg(text);
+    assert_int_equal(sg_config_load(&cfg, p, &err), SG_ECONFIG);
+    if (strstr(err.msg, p) == NULL || strstr(err.msg, frag1) == NULL ||
+        (frag2 && strstr(err.msg, frag2) == NULL))
+        fail_msg("message '%s' lacks '%s' / '%s'", err.msg, frag1, frag2 ? frag2 : "");
+    assert_null(strchr(err.msg, '\n'));
+}
+
+static void test_bad(void **state)
+{
+    (void)state;
+    expect_bad("[node]\nrole = region\nid = Bundel khand\ndb = b.db\n[api]\nsocket = s\n",
+               ":3:", "[node] id");
+    expect_bad("[node]\nrole = regoin\nid = b\ndb = b.db\n[api]\nsocket = s\n", ":2:",
+               "[node] role");
+    expect_bad("[node]\nrole = region\nid = b\n[api]\nsocket = s\n", "[node] db", "missing");
+    expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[api]\nsocket = s\ncolour = red\n",
+               ":7:", "colour");
+    expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[ap]\nsocket = s\n", "[ap]",
+               "unknown section");
+    expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[api]\nlisten = localhost\n", ":6:",
+               "[api] listen");
+    expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[api]\nlisten = 1.2.3.4:99999\n",
+               ":6:", "[api] listen");
+    expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n", "[api] socket", "missing");
+    expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[api]\nsocket = s\n[log]\n"
+               "level = loud\n",
+               ":8:", "[log] level");
+    expect_bad("[node]\nrole = region\nthis is not ini\n", ":3:", NULL);
+}
+
+static void test_missing_file(void **state)
+{
+    sg_config cfg;
+    sg_err err = {0};
+    (void)state;
+    assert_int_equal(sg_config_load(&cfg, "/nonexistent/sangam.ini", &err), SG_ECONFIG);
+    assert_non_null(strstr(err.msg, "/nonexistent/sangam.ini"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good),
+        cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_missing_file),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
