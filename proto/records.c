@@ -89,7 +89,9 @@ static const sg_field issue_update_fields[] = {
     REF("issue_id", "issue", SG_F_REQUIRED | SG_F_FIXED, "issues", "issue id"),
     TEXT("note", "note", 0, 16000, "note"),
     ENUM("status_from", "from", SG_F_SERVER, issue_statuses, NULL, "status before"),
-    ENUM("status_to", "status", 0, issue_statuses, NULL, "status after"),
+    ENUM("status_to", "status", SG_F_SERVER, issue_statuses, NULL, "status after"),
+    REF("assigned_to", "assign", SG_F_SERVER, "organisations",
+        "organisation the issue was assigned to by this update"),
     TEXT("author", "author", SG_F_REQUIRED, 200, "who wrote it"),
 };
 

@@ -556,13 +556,23 @@ static void handle_issue_update(sg_api *api, const char *issue_id, const sg_http
         if (rc < 0)
             goto rollback;
     }
-    if ((v = json_object_get(body, "assigned_to")) != NULL)
+    if ((v = json_object_get(body, "assigned_to")) != NULL &&
+        !json_equal(v, json_object_get(issue, "assigned_to"))) {
+        /* The history records each new assignment, as it records each status change. */
         json_object_set(patch, "assigned_to", v);
+        json_object_set(upd, "assigned_to", v);
+    }
     if ((v = json_object_get(body, "note")) != NULL)
         json_object_set(upd, "note", v);
     if ((v = json_object_get(body, "author")) != NULL)
         json_object_set(upd, "author", v);
 
+    if (json_object_size(patch) == 0 && json_object_get(upd, "note") == NULL) {
+        sg_err_set(&err, SG_EVALIDATE,
+                   "nothing would change: the issue already has that status and assignment; "
+                   "add a note or change something");
+        goto rollback;
+    }
     if (sg_store_update(&rec, api->st, rt_issue, issue_id, patch, SG_WRITE_SERVER, &err) < 0)
         goto rollback;
     json_decref(rec);

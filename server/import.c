@@ -23,10 +23,13 @@ typedef struct parse_ctx {
     char *names[SG_IMPORT_MAX_COLUMNS];          /* header text of each column, owned */
     int ncols;                                   /* columns in the header */
     int col;                                     /* current column in the current row */
-    long row;                                    /* current row number (header = 1) */
+    long row;                                    /* current record number (header = 1) */
+    long line;                                   /* line of the file being parsed (1-based) */
+    long row_line;                               /* line where the current record's first
+                                                    cell ended: what problems report */
     json_t *cur;                                 /* fields of the current row */
     int cur_bad;                                 /* the current row already has a problem */
-    json_t *rows;                                /* parsed data rows */
+    json_t *rows;                                /* [{"line", "fields"}] per data row */
     json_t *problems;                            /* [{"row","column","message"}] */
     int fatal;                                   /* a problem that stops the parse */
     sg_err err;                                  /* message of a fatal problem */
@@ -48,10 +51,10 @@ static void add_problem(parse_ctx *c, const char *column, const char *msg)
     c->cur_bad = 1;
     if (json_array_size(c->problems) >= SG_IMPORT_MAX_PROBLEMS)
         return;
-    p = json_pack("{s:I, s:s?, s:s}", "row", (json_int_t)c->row, "column", column, "message",
-                  msg);
+    p = json_pack("{s:I, s:s?, s:s}", "row", (json_int_t)c->row_line, "column", column,
+                  "message", msg);
     if (p == NULL) /* the message quoted a cell that is not UTF-8 */
-        p = json_pack("{s:I, s:s?, s:s}", "row", (json_int_t)c->row, "column", column,
+        p = json_pack("{s:I, s:s?, s:s}", "row", (json_int_t)c->row_line, "column", column,
                       "message", "cell is not valid UTF-8 text");
     json_array_append_new(c->problems, p);
 }
@@ -183,6 +186,8 @@ static void on_cell(void *s, size_t len, void *data)
     parse_ctx *c = data;
     if (c->fatal)
         return;
+    if (c->col == 0)
+        c->row_line = c->line;
     if (c->row == 1)
         header_cell(c, s ? s : "", s ? len : 0);
     else
@@ -197,11 +202,13 @@ static void on_row(int term, void *data)
     (void)term;
     if (c->fatal)
         return;
+    if (c->col == 0)
+        c->row_line = c->line;
     if (c->row > 1) {
-        if (!c->cur_bad)
-            json_array_append(c->rows, c->cur);
-        else
-            json_array_append_new(c->rows, json_null()); /* keeps row numbering */
+        /* A row with a cell problem is kept as null: its problems are already listed, and
+         * the other rows are still checked so one report lists everything to fix. */
+        json_array_append_new(c->rows, json_pack("{s:I, s:O}", "line", (json_int_t)c->row_line,
+                                                  "fields", c->cur_bad ? json_null() : c->cur));
         json_decref(c->cur);
         c->cur = json_object();
     }
@@ -243,14 +250,24 @@ int sg_import_parse(json_t **out_rows, json_t **out_problems, const char *csv, s
         rc = sg_err_set(err, SG_ENOMEM, "import: out of memory");
         goto free_ctx;
     }
-    if (csv_parse(&p, csv, len, on_cell, on_row, &c) != len ||
-        csv_fini(&p, on_cell, on_row, &c) != 0) {
+    /* Fed a line at a time so that problems can name the line of the file. */
+    c.line = 1;
+    for (size_t off = 0; off < len && !c.fatal;) {
+        const char *nl = memchr(csv + off, '\n', len - off);
+        size_t n = nl ? (size_t)(nl - (csv + off)) + 1 : len - off;
+        if (csv_parse(&p, csv + off, n, on_cell, on_row, &c) != n)
+            break;
+        off += n;
+        c.line++;
+    }
+    if (c.fatal || csv_error(&p) != CSV_SUCCESS || csv_fini(&p, on_cell, on_row, &c) != 0) {
         if (!c.fatal) {
             c.fatal = 1;
+            c.row_line = c.line;
             sg_err_set(&c.err, SG_ECSV,
-                       "row %ld: malformed CSV (%s): check quotes: a quoted cell must end with "
-                       "a quote, and quotes inside it are doubled",
-                       c.row, csv_strerror(csv_error(&p)));
+                       "line %ld: malformed CSV (%s): check quotes: a quoted cell must end "
+                       "with a quote, and quotes inside it are doubled",
+                       c.line, csv_strerror(csv_error(&p)));
             add_problem(&c, NULL, c.err.msg);
         }
     }
@@ -263,16 +280,11 @@ int sg_import_parse(json_t **out_rows, json_t **out_problems, const char *csv, s
         rc = sg_err_set(err, SG_ECSV, "the file is empty: it needs a header row");
         goto free_ctx;
     }
-    if (json_array_size(c.problems) > 0) {
-        rc = sg_err_set(err, SG_ECSV, "%zu row(s) have problems; nothing was imported",
-                        json_array_size(c.problems));
-        goto free_ctx;
-    }
     *out_rows = c.rows;
     c.rows = NULL;
 
 free_ctx:
-    if (rc < 0 && out_problems && json_array_size(c.problems) > 0) {
+    if (out_problems && (rc == 0 || json_array_size(c.problems) > 0)) {
         *out_problems = c.problems;
         c.problems = NULL;
     }
@@ -292,51 +304,81 @@ static const char *field_of(const sg_rectype *rt, const char *msg)
     return f ? f->name : NULL;
 }
 
+/* Orders problems by line (the parse and the checks each produce them in order). */
+static int by_line(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "row"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "row"));
+    return (x > y) - (x < y);
+}
+
+static json_t *sorted_problems(json_t *problems)
+{
+    size_t n = json_array_size(problems);
+    json_t **v = calloc(n ? n : 1, sizeof(*v));
+    json_t *out = json_array();
+    if (v == NULL || out == NULL) {
+        free(v);
+        json_decref(out);
+        return json_incref(problems);
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(problems, i);
+    qsort(v, n, sizeof(*v), by_line);
+    for (size_t i = 0; i < n && i < SG_IMPORT_MAX_PROBLEMS; i++)
+        json_array_append(out, v[i]);
+    free(v);
+    return out;
+}
+
 int sg_import_members(json_t **out, json_t **out_problems, sg_store *st, const char *csv,
                       size_t len, int dry_run, sg_err *err)
 {
     const sg_rectype *rt = sg_rectype_find("members", -1);
     json_t *rows = NULL, *problems = NULL, *ids = NULL, *row, *rec = NULL;
-    size_t i, nrows = 0;
+    size_t i, nrows = 0, nbad = 0;
     int rc;
 
     *out = NULL;
     if (out_problems)
         *out_problems = NULL;
-    rc = sg_import_parse(&rows, out_problems, csv, len, err);
-    if (rc < 0)
+    rc = sg_import_parse(&rows, &problems, csv, len, err);
+    if (rc < 0) {
+        if (out_problems)
+            *out_problems = problems;
+        else
+            json_decref(problems);
         return rc;
-
-    /* Pass 1: check every row against the record rules and the database's references. */
-    problems = json_array();
-    if (problems == NULL) {
-        rc = sg_err_set(err, SG_ENOMEM, "import: out of memory");
-        goto free_rows;
     }
+    nrows = json_array_size(rows);
+
+    /* Pass 1: check every row that parsed against the record rules and the references. */
     json_array_foreach(rows, i, row)
     {
+        json_t *fields = json_object_get(row, "fields");
+        json_int_t line = json_integer_value(json_object_get(row, "line"));
         sg_err rerr = {0};
-        if (sg_store_check(st, rt, row, 'c', 0, &rerr) < 0) {
-            if (json_array_size(problems) < SG_IMPORT_MAX_PROBLEMS)
-                json_array_append_new(problems,
-                                      json_pack("{s:I, s:s?, s:s}", "row", (json_int_t)(i + 2),
-                                                "column", field_of(rt, rerr.msg), "message",
-                                                rerr.msg));
+        if (json_is_null(fields)) {
+            nbad++;
+            continue;
+        }
+        if (sg_store_check(st, rt, fields, 'c', 0, &rerr) < 0) {
+            nbad++;
+            json_array_append_new(problems, json_pack("{s:I, s:s?, s:s}", "row", line,
+                                                      "column", field_of(rt, rerr.msg),
+                                                      "message", rerr.msg));
             if (rerr.code != SG_EVALIDATE && rerr.code != SG_EREQUIRED &&
                 rerr.code != SG_EREFERENCE && rerr.code != SG_ETYPE && rerr.code != SG_EUNKNOWN) {
-                rc = sg_err_set(err, rerr.code, "row %zu: %s", i + 2, rerr.msg);
+                rc = sg_err_set(err, rerr.code, "line %lld: %s", (long long)line, rerr.msg);
                 goto free_rows;
             }
         }
     }
-    nrows = json_array_size(rows);
     if (json_array_size(problems) > 0) {
         rc = sg_err_set(err, SG_ECSV, "%zu of %zu row(s) have problems; nothing was imported",
-                        json_array_size(problems), nrows);
-        if (out_problems) {
-            *out_problems = problems;
-            problems = NULL;
-        }
+                        nbad, nrows);
+        if (out_problems)
+            *out_problems = sorted_problems(problems);
         goto free_rows;
     }
     if (dry_run) {
@@ -352,9 +394,10 @@ int sg_import_members(json_t **out, json_t **out_problems, sg_store *st, const c
         goto free_rows;
     json_array_foreach(rows, i, row)
     {
-        rc = sg_store_create(&rec, st, rt, row, 0, err);
+        rc = sg_store_create(&rec, st, rt, json_object_get(row, "fields"), 0, err);
         if (rc < 0) {
-            sg_err_wrap(err, "row %zu", i + 2);
+            sg_err_wrap(err, "line %lld",
+                        (long long)json_integer_value(json_object_get(row, "line")));
             sg_store_rollback(st);
             goto free_rows;
         }

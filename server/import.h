@@ -18,9 +18,12 @@
 #define SG_IMPORT_MAX_COLUMNS  32
 #define SG_IMPORT_MAX_PROBLEMS 100
 
-/* Parses csv into an array of member field objects (one per data row), checking the header and
- * cell syntax but not references. On failure returns SG_ECSV and, when problems are per row,
- * *out_problems holds [{"row", "column", "message"}] (caller decrefs). */
+/* Parses csv into *out_rows: one {"line": n, "fields": {...}} per data row, where fields is
+ * null for a row whose cells already have a problem (bad number, invalid UTF-8, too many cells).
+ * Checks the header and cell syntax, not the record rules or references. Returns 0 with
+ * *out_problems listing per-row problems ([{"row": line, "column", "message"}], maybe empty;
+ * caller decrefs both), or SG_ECSV/SG_ETOOBIG/SG_ENOMEM for a file that cannot be read at all
+ * (bad header, broken quoting, too many rows), with *out_problems when there are some. */
 int sg_import_parse(json_t **out_rows, json_t **out_problems, const char *csv, size_t len,
                     sg_err *err);
 

@@ -81,8 +81,8 @@ int sg_record_check(const sg_rectype *rt, json_t *obj, int mode, int server_fiel
         for (size_t i = 0; i < rt->nfields; i++) {
             const sg_field *f = &rt->fields[i];
             if ((f->flags & SG_F_REQUIRED) && json_object_get(obj, f->name) == NULL)
-                return sg_err_set(err, SG_EREQUIRED, "%s: required for a new %s (--%s)",
-                                  f->name, rt->singular, f->flag);
+                return sg_err_set(err, SG_EREQUIRED, "%s: required for a new %s", f->name,
+                                  rt->singular);
         }
     }
     return 0;

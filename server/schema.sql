@@ -129,6 +129,7 @@ CREATE TABLE issue_updates (
     note        TEXT CHECK (length(CAST(note AS BLOB)) <= 16000),
     status_from TEXT CHECK (status_from IN ('open', 'in_progress', 'resolved', 'closed')),
     status_to   TEXT CHECK (status_to IN ('open', 'in_progress', 'resolved', 'closed')),
+    assigned_to TEXT REFERENCES organisations (id),  -- new assignment made by this update
     author      TEXT NOT NULL CHECK (length(CAST(author AS BLOB)) BETWEEN 1 AND 200),
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))

@@ -16,20 +16,9 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
 say() { printf '\n==> %s\n' "$*"; }
 
-# 1. Packages. Kept in one list: deploy/install.sh and the README point here.
-PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-  libuv1-dev libsqlite3-dev sqlite3 libmsgpack-dev libssl-dev libjansson-dev libinih-dev
-  libcurl4-openssl-dev libcmocka-dev libcsv-dev node-llhttp curl git)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  say "installing ${missing[*]}"
-  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# 1. Packages: one list, shared with the demo (deploy/deps.sh).
+source deploy/deps.sh
+sangam_install_deps
 
 # 2. Style: formatting and functions the house style bans.
 say "format and banned-function check"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# deploy/deps.sh - the Debian 12 packages Sangam needs, in one list, and a function that
+# installs the missing ones (apt-get; through sudo when not root). Sourced by tests/run.sh and
+# deploy/demo.sh so both README commands work on a fresh machine.
+SANGAM_PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+  libuv1-dev libsqlite3-dev sqlite3 libmsgpack-dev libssl-dev libjansson-dev libinih-dev
+  libcurl4-openssl-dev libcmocka-dev libcsv-dev node-llhttp curl git)
+
+sangam_install_deps() {
+  local missing=() p sudo=
+  for p in "${SANGAM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  echo "==> installing ${missing[*]}"
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
