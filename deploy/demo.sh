@@ -55,10 +55,13 @@ INI
   echo "demo.sh: node $id did not start; see $dir/node.log" >&2; tail -5 "$dir/node.log" >&2; exit 1
 }
 
+# json_num KEY: the first integer value of "KEY" in the JSON on stdin.
+json_num() { grep -o "\"$1\": *[0-9]*" | head -1 | grep -o '[0-9]*$'; }
+
 load_region() { # load_region ID MEMBERS SEED DISTRICT
   local id=$1 n=$2 seed=$3 district=$4
   local s=(--node "$DEMO/$id/node.sock")
-  if [ "$("$SANGAM" "${s[@]}" --json status | grep -o '"members":[0-9]*' | cut -d: -f2)" != 0 ]; then
+  if [ "$("$SANGAM" "${s[@]}" --json status | json_num members)" != 0 ]; then
     echo "==> $id already has data (remove $DEMO to start afresh)"; return 0
   fi
   echo "==> loading sample data into $id"
@@ -72,7 +75,7 @@ load_region() { # load_region ID MEMBERS SEED DISTRICT
   deploy/sample-members.sh "$id" "$n" "$seed" >"$DEMO/$id/members.csv"
   "$SANGAM" "${s[@]}" member import "$DEMO/$id/members.csv"
   mapfile -t m < <("$SANGAM" "${s[@]}" --json member list --kind entrepreneur --limit 12 |
-    grep -o '"id":"[0-9A-Z]*"' | cut -d'"' -f4)
+    grep -o '"id": *"[0-9A-Z]*"' | grep -o '[0-9A-Z]\{26\}')
   sess=$("$SANGAM" "${s[@]}" session add --kind training --title "Book-keeping for small dairies" --date 2026-11-10 --place "$district")
   "$SANGAM" "${s[@]}" session attend "$sess" "${m[@]:0:8}" "$rep" >/dev/null
   "$SANGAM" "${s[@]}" session add --kind radio_show --title "Kisan Vani: credit schemes" --date 2026-11-18 --place "AIR $district" >/dev/null
@@ -96,7 +99,7 @@ done
 echo; echo "==> bundelkhand: open issues"
 "$SANGAM" --node "$DEMO/bundelkhand/node.sock" issue list
 echo; echo "==> bundelkhand: the last changes in its change log (what replication will ship)"
-seq_now=$("$SANGAM" --node "$DEMO/bundelkhand/node.sock" --json status | grep -o '"seq":[0-9]*' | cut -d: -f2)
+seq_now=$("$SANGAM" --node "$DEMO/bundelkhand/node.sock" --json status | json_num seq)
 "$SANGAM" --node "$DEMO/bundelkhand/node.sock" log --since $((seq_now > 5 ? seq_now - 5 : 0))
 
 cat <<TXT
