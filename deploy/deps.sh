@@ -3,7 +3,7 @@
 # installs the missing ones (apt-get; through sudo when not root). Sourced by tests/run.sh and
 # deploy/demo.sh so both README commands work on a fresh machine.
 SANGAM_PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-  libuv1-dev libsqlite3-dev sqlite3 libmsgpack-dev libssl-dev libjansson-dev libinih-dev
+  libuv1-dev libsqlite3-dev sqlite3 libmsgpack-dev libssl-dev openssl libjansson-dev libinih-dev
   libcurl4-openssl-dev libcmocka-dev libcsv-dev node-llhttp curl git)
 
 sangam_install_deps() {

@@ -9,28 +9,36 @@
 
 #include <string.h>
 
-static const char *const org_kinds[] = {
-    "government", "financial", "academic", "training", "civil_society", "private", "other", NULL};
+static const char *const org_kinds[] = {"government",    "financial", "academic", "training",
+                                        "civil_society", "private",   "other",    NULL};
 static const char *const member_kinds[] = {"entrepreneur", "representative", "staff", NULL};
 static const char *const genders[] = {"female", "male", "other", "undisclosed", NULL};
 static const char *const member_statuses[] = {"active", "inactive", NULL};
-static const char *const session_kinds[] = {
-    "working_session", "launch",      "training", "radio_show", "emailer",
-    "whatsapp",        "field_visit", "other",    NULL};
-static const char *const issue_categories[] = {
-    "finance",   "market",     "skills", "infrastructure", "awareness",
-    "regulation", "technology", "other",  NULL};
+static const char *const session_kinds[] = {"working_session", "launch",  "training",
+                                            "radio_show",      "emailer", "whatsapp",
+                                            "field_visit",     "other",   NULL};
+static const char *const issue_categories[] = {"finance",        "market",    "skills",
+                                               "infrastructure", "awareness", "regulation",
+                                               "technology",     "other",     NULL};
 static const char *const issue_statuses[] = {"open", "in_progress", "resolved", "closed", NULL};
 
 #define TEXT(n, fl, bits, maxlen, hlp)                                                             \
-    {.name = n, .flag = fl, .type = SG_FT_TEXT, .flags = bits, .max = maxlen, .help = hlp}
+    {                                                                                              \
+        .name = n, .flag = fl, .type = SG_FT_TEXT, .flags = bits, .max = maxlen, .help = hlp       \
+    }
 #define ENUM(n, fl, bits, vals, dflt, hlp)                                                         \
-    {.name = n, .flag = fl, .type = SG_FT_ENUM, .flags = bits, .values = vals, .def = dflt,        \
-     .help = hlp}
+    {                                                                                              \
+        .name = n, .flag = fl, .type = SG_FT_ENUM, .flags = bits, .values = vals, .def = dflt,     \
+        .help = hlp                                                                                \
+    }
 #define REF(n, fl, bits, tbl, hlp)                                                                 \
-    {.name = n, .flag = fl, .type = SG_FT_REF, .flags = bits, .ref = tbl, .help = hlp}
+    {                                                                                              \
+        .name = n, .flag = fl, .type = SG_FT_REF, .flags = bits, .ref = tbl, .help = hlp           \
+    }
 #define DATE(n, fl, bits, dflt, hlp)                                                               \
-    {.name = n, .flag = fl, .type = SG_FT_DATE, .flags = bits, .def = dflt, .help = hlp}
+    {                                                                                              \
+        .name = n, .flag = fl, .type = SG_FT_DATE, .flags = bits, .def = dflt, .help = hlp         \
+    }
 
 static const sg_field org_fields[] = {
     TEXT("name", "name", SG_F_REQUIRED | SG_F_SEARCH, 400, "organisation name"),
@@ -97,23 +105,23 @@ static const sg_field issue_update_fields[] = {
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const sg_rectype rt_orgs = {"organisations", "organisation", org_fields,
-                                   NFIELDS(org_fields), NULL, 0};
-static const sg_rectype rt_members = {"members", "member", member_fields,
-                                      NFIELDS(member_fields), "joined_on", 0};
-static const sg_rectype rt_sessions = {"sessions", "session", session_fields,
-                                       NFIELDS(session_fields), "held_on", 0};
-static const sg_rectype rt_attendance = {"attendance", "attendance", attendance_fields,
-                                         NFIELDS(attendance_fields), NULL, SG_RT_APPEND_ONLY};
-static const sg_rectype rt_issues = {"issues", "issue", issue_fields, NFIELDS(issue_fields),
+static const sg_rectype rt_orgs = {"organisations",     "organisation", org_fields,
+                                   NFIELDS(org_fields), NULL,           0};
+static const sg_rectype rt_members = {"members",   "member", member_fields, NFIELDS(member_fields),
+                                      "joined_on", 0};
+static const sg_rectype rt_sessions = {
+    "sessions", "session", session_fields, NFIELDS(session_fields), "held_on", 0};
+static const sg_rectype rt_attendance = {
+    "attendance", "attendance",     attendance_fields, NFIELDS(attendance_fields),
+    NULL,         SG_RT_APPEND_ONLY};
+static const sg_rectype rt_issues = {"issues",    "issue", issue_fields, NFIELDS(issue_fields),
                                      "opened_on", 0};
-static const sg_rectype rt_issue_updates = {"issue_updates", "issue update", issue_update_fields,
-                                            NFIELDS(issue_update_fields), NULL,
-                                            SG_RT_APPEND_ONLY};
+static const sg_rectype rt_issue_updates = {
+    "issue_updates",  "issue update", issue_update_fields, NFIELDS(issue_update_fields), NULL,
+    SG_RT_APPEND_ONLY};
 
-const sg_rectype *const sg_rectypes[] = {&rt_orgs,   &rt_members,       &rt_sessions,
-                                         &rt_attendance, &rt_issues, &rt_issue_updates,
-                                         NULL};
+const sg_rectype *const sg_rectypes[] = {
+    &rt_orgs, &rt_members, &rt_sessions, &rt_attendance, &rt_issues, &rt_issue_updates, NULL};
 
 static int name_eq(const char *a, const char *b, ptrdiff_t blen)
 {
@@ -232,6 +240,11 @@ static int text_ok(const char *s, size_t len, int multiline)
     return 1;
 }
 
+int sg_utf8_valid(const char *s, size_t len)
+{
+    return text_ok(s, len, 1);
+}
+
 static int enum_has(const char *const *values, const char *s, size_t len)
 {
     for (size_t i = 0; values[i] != NULL; i++)
@@ -273,8 +286,7 @@ int sg_field_check_text(const sg_field *f, const char *s, size_t len, sg_err *er
                               (long long)f->max);
         if (!text_ok(s, len, f->max > 600))
             return sg_err_set(err, SG_EVALIDATE,
-                              "%s: not valid UTF-8 text (or contains control characters)",
-                              f->name);
+                              "%s: not valid UTF-8 text (or contains control characters)", f->name);
         if (f->flags & SG_F_PHONE) {
             for (size_t i = 0; i < len; i++)
                 if (!strchr("0123456789+- ()", s[i]) || s[i] == '\0')
@@ -285,8 +297,7 @@ int sg_field_check_text(const sg_field *f, const char *s, size_t len, sg_err *er
         return 0;
     case SG_FT_DATE:
         if (!sg_date_valid(s, len))
-            return sg_err_set(err, SG_EVALIDATE, "%s: not a date in the form YYYY-MM-DD",
-                              f->name);
+            return sg_err_set(err, SG_EVALIDATE, "%s: not a date in the form YYYY-MM-DD", f->name);
         return 0;
     case SG_FT_ENUM:
         if (!enum_has(f->values, s, len) && (len > 40 || !text_ok(s, len, 0)))
@@ -294,8 +305,8 @@ int sg_field_check_text(const sg_field *f, const char *s, size_t len, sg_err *er
                               enum_list(f->values, list, sizeof(list)));
         if (!enum_has(f->values, s, len))
             return sg_err_set(err, SG_EVALIDATE, "%s: '%.*s' is not one of %s", f->name,
-                              (int)(len > 40 ? 40 : len), s, enum_list(f->values, list,
-                                                                       sizeof(list)));
+                              (int)(len > 40 ? 40 : len), s,
+                              enum_list(f->values, list, sizeof(list)));
         return 0;
     case SG_FT_REF:
         if (!sg_record_id_valid(s, len))

@@ -13,8 +13,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "apply.h"
+#include "hub.h"
 #include "import.h"
 #include "record.h"
+#include "uplink.h"
 
 #define LIST_DEFAULT 50
 #define LIST_MAX     1000
@@ -99,8 +102,7 @@ static void respond_error_extra(sg_api_resp *out, int code, const char *msg, jso
     json_t *e = json_pack("{s:s, s:s}", "code", sg_strerror_name(code), "message",
                           msg && msg[0] ? msg : sg_strerror(code));
     if (e == NULL) /* message was not valid UTF-8: keep the code, say so */
-        e = json_pack("{s:s, s:s}", "code", sg_strerror_name(code), "message",
-                      sg_strerror(code));
+        e = json_pack("{s:s, s:s}", "code", sg_strerror_name(code), "message", sg_strerror(code));
     if (e != NULL && extra != NULL)
         json_object_set(e, "rows", extra);
     respond(out, sg_api_status_of(code), e ? json_pack("{s:o}", "error", e) : NULL);
@@ -132,8 +134,7 @@ static int parse_body(json_t **out, const sg_http_req *req, sg_err *err)
     *out = NULL;
     if (ct[0] != '\0' && strncasecmp(ct, "application/json", 16) != 0)
         return sg_err_set(err, SG_EUNSUPPORTED,
-                          "Content-Type '%.60s' is not accepted here; send application/json",
-                          ct);
+                          "Content-Type '%.60s' is not accepted here; send application/json", ct);
     if (req->body_len == 0)
         return sg_err_set(err, SG_EFORMAT, "request body is empty; send a JSON object");
     *out = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
@@ -222,8 +223,7 @@ static int add_children(json_t *rec, sg_store *st, const sg_rectype *rt, sg_err 
         json_t *ids = json_array();
         size_t i;
         json_t *row;
-        json_array_foreach(items, i, row)
-            json_array_append(ids, json_object_get(row, "member_id"));
+        json_array_foreach(items, i, row) json_array_append(ids, json_object_get(row, "member_id"));
         json_decref(items);
         items = ids;
     }
@@ -236,8 +236,7 @@ static void handle_get_one(sg_api *api, const sg_rectype *rt, const char *id, sg
     sg_err err = {0};
     json_t *rec = NULL;
 
-    if (sg_store_get(&rec, api->st, rt, id, &err) < 0 ||
-        add_children(rec, api->st, rt, &err) < 0) {
+    if (sg_store_get(&rec, api->st, rt, id, &err) < 0 || add_children(rec, api->st, rt, &err) < 0) {
         json_decref(rec);
         respond_err(out, &err);
         return;
@@ -245,8 +244,7 @@ static void handle_get_one(sg_api *api, const sg_rectype *rt, const char *id, sg
     respond(out, 200, rec);
 }
 
-static void handle_list(sg_api *api, const sg_rectype *rt, const sg_http_req *req,
-                        sg_api_resp *out)
+static void handle_list(sg_api *api, const sg_rectype *rt, const sg_http_req *req, sg_api_resp *out)
 {
     sg_err err = {0};
     json_t *params = NULL, *items = NULL, *v;
@@ -282,8 +280,7 @@ static void handle_list(sg_api *api, const sg_rectype *rt, const sg_http_req *re
             q.region = s;
         } else if (strcmp(key, "from") == 0 || strcmp(key, "to") == 0) {
             if (!sg_date_valid(s, strlen(s))) {
-                rc = sg_err_set(&err, SG_EVALIDATE, "%s: not a date in the form YYYY-MM-DD",
-                                key);
+                rc = sg_err_set(&err, SG_EVALIDATE, "%s: not a date in the form YYYY-MM-DD", key);
                 goto fail;
             }
             if (key[0] == 'f')
@@ -355,8 +352,8 @@ fail:
     respond_err(out, &err);
 }
 
-static void handle_update(sg_api *api, const sg_rectype *rt, const char *id,
-                          const sg_http_req *req, sg_api_resp *out)
+static void handle_update(sg_api *api, const sg_rectype *rt, const char *id, const sg_http_req *req,
+                          sg_api_resp *out)
 {
     sg_err err = {0};
     json_t *body = NULL, *rec = NULL;
@@ -391,6 +388,11 @@ fail:
 static void handle_delete(sg_api *api, const sg_rectype *rt, const char *id, sg_api_resp *out)
 {
     sg_err err = {0};
+
+    if (strcmp(rt->table, "issue_updates") == 0) {
+        sg_api_error(out, SG_EMETHOD, "an issue's history is never deleted");
+        return;
+    }
 
     if (sg_store_begin(api->st, &err) < 0)
         goto fail;
@@ -476,9 +478,9 @@ static void handle_attend(sg_api *api, const char *session_id, const sg_http_req
     if (sg_store_commit(api->st, &err) < 0)
         goto fail;
     json_decref(body);
-    respond(out, 200,
-            json_pack("{s:s, s:o, s:o}", "session_id", session_id, "added", added, "already",
-                      already));
+    respond(
+        out, 200,
+        json_pack("{s:s, s:o, s:o}", "session_id", session_id, "added", added, "already", already));
     return;
 
 rollback:
@@ -632,8 +634,8 @@ static void handle_import(sg_api *api, const sg_http_req *req, sg_api_resp *out)
         sg_api_error(out, SG_EUNSUPPORTED, "send the file as Content-Type: text/csv");
         return;
     }
-    if (sg_import_members(&result, &problems, api->st, req->body ? req->body : "",
-                          req->body_len, dry_run, &err) < 0) {
+    if (sg_import_members(&result, &problems, api->st, req->body ? req->body : "", req->body_len,
+                          dry_run, &err) < 0) {
         respond_error_extra(out, err.code, err.msg, problems);
         json_decref(problems);
         return;
@@ -643,14 +645,97 @@ static void handle_import(sg_api *api, const sg_http_req *req, sg_api_resp *out)
 
 static void handle_status(sg_api *api, sg_api_resp *out)
 {
-    json_t *counts = json_object();
+    json_t *counts = json_object(), *st;
     for (size_t i = 0; sg_rectypes[i] != NULL; i++)
         json_object_set_new(counts, sg_rectypes[i]->table,
                             json_integer(sg_store_count(api->st, sg_rectypes[i])));
+    st = json_pack("{s:s, s:s, s:s, s:i, s:I, s:o}", "node", sg_store_node_id(api->st), "role",
+                   api->role, "version", SANGAM_VERSION, "schema_version", SG_SCHEMA_VERSION, "seq",
+                   (json_int_t)sg_store_seq(api->st), "counts", counts);
+    if (st != NULL && api->uplink != NULL)
+        json_object_set_new(st, "replication", sg_uplink_status(api->uplink));
+    else if (st != NULL && strcmp(api->role, "region") == 0)
+        json_object_set_new(st, "replication",
+                            json_pack("{s:s, s:b}", "state", "standalone", "connected", 0));
+    if (st != NULL && strcmp(api->role, "hub") == 0)
+        json_object_set_new(st, "regions", sg_hub_regions(api->hub, api->st));
+    respond(out, 200, st);
+}
+
+/* GET /v1/quarantine?region=R&state=held|applied|discarded&limit=N */
+static void handle_quarantine_list(sg_api *api, const sg_http_req *req, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *params = NULL, *items = NULL, *v;
+    const char *key, *region = NULL, *state = NULL;
+    long limit = 1000;
+
+    if (sg_http_query_parse(&params, req->query, &err) < 0)
+        goto fail;
+    json_object_foreach(params, key, v)
+    {
+        const char *s = json_string_value(v);
+        if (strcmp(key, "region") == 0) {
+            region = s;
+        } else if (strcmp(key, "state") == 0) {
+            if (strcmp(s, "held") && strcmp(s, "applied") && strcmp(s, "discarded")) {
+                sg_err_set(&err, SG_EVALIDATE, "state: not one of held|applied|discarded");
+                goto fail;
+            }
+            state = s;
+        } else if (strcmp(key, "limit") == 0) {
+            char *end;
+            limit = strtol(s, &end, 10);
+            if (*s == '\0' || *end != '\0' || limit < 1 || limit > 10000) {
+                sg_err_set(&err, SG_EVALIDATE, "limit: expected 1..10000");
+                goto fail;
+            }
+        } else {
+            sg_err_set(&err, SG_EUNKNOWN, "unknown parameter '%.40s' (region, state, limit)", key);
+            goto fail;
+        }
+    }
+    if (sg_apply_quarantine_list(&items, api->st, region, state, (int)limit, &err) < 0)
+        goto fail;
+    json_decref(params);
+    respond(out, 200, json_pack("{s:o}", "items", items));
+    return;
+
+fail:
+    json_decref(params);
+    respond_err(out, &err);
+}
+
+/* POST /v1/quarantine/retry|discard {"region": R} */
+static void handle_quarantine_action(sg_api *api, const char *action, const sg_http_req *req,
+                                     sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *body = NULL;
+    const char *region;
+    uint32_t n = 0;
+    int rc;
+
+    if (parse_body(&body, req, &err) < 0)
+        goto fail;
+    region = json_string_value(json_object_get(body, "region"));
+    if (json_object_size(body) != 1 || region == NULL ||
+        !sg_region_id_valid(region, strlen(region))) {
+        sg_err_set(&err, SG_EVALIDATE, "body must be {\"region\": \"REGION\"}");
+        goto fail;
+    }
+    rc = strcmp(action, "retry") == 0 ? sg_apply_quarantine_retry(&n, api->st, region, &err)
+                                      : sg_apply_quarantine_discard(&n, api->st, region, &err);
+    if (rc < 0)
+        goto fail;
     respond(out, 200,
-            json_pack("{s:s, s:s, s:s, s:i, s:I, s:o}", "node", sg_store_node_id(api->st), "role",
-                      api->role, "version", SANGAM_VERSION, "schema_version", SG_SCHEMA_VERSION,
-                      "seq", (json_int_t)sg_store_seq(api->st), "counts", counts));
+            json_pack("{s:s, s:s, s:i}", "region", region, "action", action, "changes", (int)n));
+    json_decref(body);
+    return;
+
+fail:
+    json_decref(body);
+    respond_err(out, &err);
 }
 
 static void handle_changes(sg_api *api, const sg_http_req *req, sg_api_resp *out)
@@ -667,7 +752,12 @@ static void handle_changes(sg_api *api, const sg_http_req *req, sg_api_resp *out
     {
         const char *s = json_string_value(v);
         char *end;
-        long long n = strtoll(s, &end, 10);
+        long long n;
+        if (strcmp(key, "since") != 0 && strcmp(key, "limit") != 0) {
+            sg_err_set(&err, SG_EUNKNOWN, "unknown parameter '%.40s' (since, limit)", key);
+            goto fail;
+        }
+        n = strtoll(s, &end, 10);
         if (*s == '\0' || *end != '\0' || n < 0) {
             sg_err_set(&err, SG_EVALIDATE, "%.20s: expected a whole number >= 0", key);
             goto fail;
@@ -708,8 +798,7 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
     memset(out, 0, sizeof(*out));
     n = split_path(req->path, buf, sizeof(buf), seg, 4);
     if (n == 1 && strcmp(seg[0], "healthz") == 0) {
-        if (!method_is(req, "GET"))
-            {
+        if (!method_is(req, "GET")) {
             not_allowed(out, req, "GET");
             return;
         }
@@ -721,8 +810,7 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
     if (n < 2 || strcmp(seg[0], "v1") != 0)
         goto not_found;
     if (n == 2 && strcmp(seg[1], "status") == 0) {
-        if (!method_is(req, "GET"))
-            {
+        if (!method_is(req, "GET")) {
             not_allowed(out, req, "GET");
             return;
         }
@@ -732,8 +820,7 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
         }
     }
     if (n == 2 && strcmp(seg[1], "changes") == 0) {
-        if (!method_is(req, "GET"))
-            {
+        if (!method_is(req, "GET")) {
             not_allowed(out, req, "GET");
             return;
         }
@@ -742,17 +829,43 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
             return;
         }
     }
+    if (strcmp(seg[1], "regions") == 0 || strcmp(seg[1], "quarantine") == 0) {
+        if (strcmp(api->role, "hub") != 0) {
+            sg_api_error(out, SG_ENOTFOUND, "only the hub has regions and a quarantine");
+            return;
+        }
+        if (n == 2 && seg[1][0] == 'r' && method_is(req, "GET")) {
+            respond(out, 200, json_pack("{s:o}", "items", sg_hub_regions(api->hub, api->st)));
+            return;
+        }
+        if (n == 2 && seg[1][0] == 'q' && method_is(req, "GET")) {
+            handle_quarantine_list(api, req, out);
+            return;
+        }
+        if (n == 3 && seg[1][0] == 'q' &&
+            (strcmp(seg[2], "retry") == 0 || strcmp(seg[2], "discard") == 0)) {
+            if (!method_is(req, "POST")) {
+                not_allowed(out, req, "POST");
+                return;
+            }
+            handle_quarantine_action(api, seg[2], req, out);
+            return;
+        }
+        if (n == 2) {
+            not_allowed(out, req, "GET");
+            return;
+        }
+        goto not_found;
+    }
     rt = sg_rectype_find(seg[1], -1);
     if (rt == NULL)
         goto not_found;
     if (n == 2) {
-        if (method_is(req, "GET"))
-            {
+        if (method_is(req, "GET")) {
             handle_list(api, rt, req, out);
             return;
         }
-        if (method_is(req, "POST"))
-            {
+        if (method_is(req, "POST")) {
             handle_create(api, rt, req, out);
             return;
         }
@@ -762,8 +875,7 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
         }
     }
     if (n == 3 && strcmp(rt->table, "members") == 0 && strcmp(seg[2], "import") == 0) {
-        if (!method_is(req, "POST"))
-            {
+        if (!method_is(req, "POST")) {
             not_allowed(out, req, "POST");
             return;
         }
@@ -775,18 +887,15 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
     if (!sg_record_id_valid(seg[2], strlen(seg[2])))
         goto not_found;
     if (n == 3) {
-        if (method_is(req, "GET"))
-            {
+        if (method_is(req, "GET")) {
             handle_get_one(api, rt, seg[2], out);
             return;
         }
-        if (method_is(req, "PATCH"))
-            {
+        if (method_is(req, "PATCH")) {
             handle_update(api, rt, seg[2], req, out);
             return;
         }
-        if (method_is(req, "DELETE"))
-            {
+        if (method_is(req, "DELETE")) {
             handle_delete(api, rt, seg[2], out);
             return;
         }
@@ -796,8 +905,7 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
         }
     }
     if (n == 4 && strcmp(rt->table, "sessions") == 0 && strcmp(seg[3], "attendance") == 0) {
-        if (!method_is(req, "POST"))
-            {
+        if (!method_is(req, "POST")) {
             not_allowed(out, req, "POST");
             return;
         }
@@ -807,8 +915,7 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
         }
     }
     if (n == 4 && strcmp(rt->table, "issues") == 0 && strcmp(seg[3], "updates") == 0) {
-        if (!method_is(req, "POST"))
-            {
+        if (!method_is(req, "POST")) {
             not_allowed(out, req, "POST");
             return;
         }

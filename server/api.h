@@ -12,15 +12,20 @@
 #include "store.h"
 
 typedef struct sg_api_resp {
-    int status;        /* HTTP status */
-    char *body;        /* owned JSON text (may be NULL for 204) */
+    int status; /* HTTP status */
+    char *body; /* owned JSON text (may be NULL for 204) */
     size_t body_len;
     const char *error_code; /* the error's name when status >= 400, for the request log */
 } sg_api_resp;
 
+struct sg_hub;
+struct sg_uplink;
+
 typedef struct sg_api {
-    sg_store *st;     /* borrowed */
-    const char *role; /* "region" or "hub" */
+    sg_store *st;             /* borrowed */
+    const char *role;         /* "region" or "hub" */
+    struct sg_hub *hub;       /* the hub's replication listener, or NULL */
+    struct sg_uplink *uplink; /* a region's replication to its hub, or NULL */
 } sg_api;
 
 /* Answers one request. Never fails: errors become error responses. */

@@ -64,6 +64,7 @@ static int on_headers_complete(llhttp_t *ll)
         return fail_cb(p, 501, "protocol upgrades are not supported");
     if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > SG_HTTP_BODY_MAX)
         return fail_cb(p, 413, "request body over 16 MiB");
+    p->headers_done = 1;
     p->req.method = llhttp_method_name((llhttp_method_t)ll->method);
     p->req.keep_alive = llhttp_should_keep_alive(ll);
     return 0;
@@ -144,6 +145,7 @@ void sg_http_parser_next(sg_http_parser *p)
     p->head_len = 0;
     p->head_done = 0;
     p->complete = 0;
+    p->headers_done = 0;
     p->hdr_state = 0;
     p->url_len = 0;
     p->cb_status = 0;
@@ -154,6 +156,8 @@ void sg_http_parser_next(sg_http_parser *p)
         body = NULL;
         cap = 0;
     }
+    if (body != NULL)
+        body[0] = '\0'; /* the previous request's body is not this one's */
     p->req.body = body;
     p->body_cap = cap;
     p->req.path = p->req.url;
@@ -205,8 +209,7 @@ int sg_http_parser_feed(sg_http_parser *p, const char *data, size_t len, size_t 
             char prev = p->head_len ? p->head[p->head_len - 1] : '\0';
             if (p->head_len >= SG_HTTP_HEAD_MAX) {
                 *status = 431;
-                return sg_err_set(err, SG_ETOOBIG, "request head over %u bytes",
-                                  SG_HTTP_HEAD_MAX);
+                return sg_err_set(err, SG_ETOOBIG, "request head over %u bytes", SG_HTTP_HEAD_MAX);
             }
             if (c == '\0') {
                 *status = 400;
@@ -214,13 +217,15 @@ int sg_http_parser_feed(sg_http_parser *p, const char *data, size_t len, size_t 
             }
             if (prev == '\r' && c != '\n') {
                 *status = 400;
-                return sg_err_set(err, SG_EHTTP, "bare CR in the request head (CR must be "
-                                                 "followed by LF)");
+                return sg_err_set(err, SG_EHTTP,
+                                  "bare CR in the request head (CR must be "
+                                  "followed by LF)");
             }
             if (c == '\n' && prev != '\r') {
                 *status = 400;
-                return sg_err_set(err, SG_EHTTP, "bare LF in the request head (lines end in "
-                                                 "CRLF)");
+                return sg_err_set(err, SG_EHTTP,
+                                  "bare LF in the request head (lines end in "
+                                  "CRLF)");
             }
             /* A line that starts with space or tab continues the previous header: obs-fold,
              * which RFC 9112 lets a server reject, and which smuggling attacks rely on. */
@@ -248,6 +253,15 @@ int sg_http_parser_feed(sg_http_parser *p, const char *data, size_t len, size_t 
                 /* The message ended with its head (no body). */
                 *used = i;
                 return 1;
+            }
+            /* What we took for a head must be one for llhttp too. If it is not (empty lines
+             * before a request line: "\r\n\r\n"), everything after it would reach llhttp
+             * unchecked: no bare CR/LF, obs-fold or size checks, and header names split across
+             * reads (a Transfer-Encoding that on_header_field does not recognise). */
+            if (!p->headers_done) {
+                *status = 400;
+                return sg_err_set(err, SG_EHTTP,
+                                  "the request head has no request line (empty lines before it?)");
             }
         }
     }

@@ -27,12 +27,12 @@
 #define SG_HTTP_URL_MAX  4096u
 
 typedef struct sg_http_req {
-    const char *method;     /* "GET", "POST", ... (static string) */
+    const char *method;        /* "GET", "POST", ... (static string) */
     char url[SG_HTTP_URL_MAX]; /* request target as sent */
-    char *path;             /* points into url: the part before '?' (NUL-terminated) */
-    char *query;            /* points into url: after '?', or "" */
-    char content_type[128]; /* Content-Type value, or "" */
-    char *body;             /* owned by the parser; NUL-terminated for convenience */
+    char *path;                /* points into url: the part before '?' (NUL-terminated) */
+    char *query;               /* points into url: after '?', or "" */
+    char content_type[128];    /* Content-Type value, or "" */
+    char *body;                /* owned by the parser; NUL-terminated for convenience */
     size_t body_len;
     int keep_alive; /* the connection may serve another request after this one */
 } sg_http_req;
@@ -42,12 +42,13 @@ typedef struct sg_http_parser {
     llhttp_settings_t settings;  /* callbacks */
     char head[SG_HTTP_HEAD_MAX]; /* request head collected so far */
     size_t head_len;
-    int head_done;  /* head complete and handed to llhttp */
-    int complete;   /* a whole request is ready in req */
-    int hdr_state;  /* which header is being read: 0 other, 1 content-type, 2 TE */
-    size_t url_len; /* bytes of req.url filled */
+    int head_done;    /* head complete and handed to llhttp */
+    int complete;     /* a whole request is ready in req */
+    int headers_done; /* llhttp reached the end of the head (on_headers_complete ran) */
+    int hdr_state;    /* which header is being read: 0 other, 1 content-type, 2 TE */
+    size_t url_len;   /* bytes of req.url filled */
     size_t body_cap;
-    int cb_status;  /* HTTP status a callback chose to fail with */
+    int cb_status;    /* HTTP status a callback chose to fail with */
     char cb_msg[160]; /* message for cb_status */
     sg_http_req req;
 } sg_http_parser;

@@ -39,10 +39,14 @@ static const struct {
     const char *alias;
     const char *field;
 } aliases[] = {
-    {"organisation", "organisation_id"}, {"organization", "organisation_id"},
-    {"org", "organisation_id"},          {"organization_id", "organisation_id"},
-    {"joined", "joined_on"},             {"joined_date", "joined_on"},
-    {"enterprise_sector", "sector"},     {"year_of_birth", "birth_year"},
+    {"organisation", "organisation_id"},
+    {"organization", "organisation_id"},
+    {"org", "organisation_id"},
+    {"organization_id", "organisation_id"},
+    {"joined", "joined_on"},
+    {"joined_date", "joined_on"},
+    {"enterprise_sector", "sector"},
+    {"year_of_birth", "birth_year"},
 };
 
 static void add_problem(parse_ctx *c, const char *column, const char *msg)
@@ -51,8 +55,8 @@ static void add_problem(parse_ctx *c, const char *column, const char *msg)
     c->cur_bad = 1;
     if (json_array_size(c->problems) >= SG_IMPORT_MAX_PROBLEMS)
         return;
-    p = json_pack("{s:I, s:s?, s:s}", "row", (json_int_t)c->row_line, "column", column,
-                  "message", msg);
+    p = json_pack("{s:I, s:s?, s:s}", "row", (json_int_t)c->row_line, "column", column, "message",
+                  msg);
     if (p == NULL) /* the message quoted a cell that is not UTF-8 */
         p = json_pack("{s:I, s:s?, s:s}", "row", (json_int_t)c->row_line, "column", column,
                       "message", "cell is not valid UTF-8 text");
@@ -125,8 +129,7 @@ static void data_cell(parse_ctx *c, const char *s, size_t len)
 
     if (c->col >= c->ncols) {
         if (c->col == c->ncols) {
-            snprintf(msg, sizeof(msg), "more cells than the header has columns (%d)",
-                     c->ncols);
+            snprintf(msg, sizeof(msg), "more cells than the header has columns (%d)", c->ncols);
             add_problem(c, NULL, msg);
         }
         return;
@@ -208,7 +211,7 @@ static void on_row(int term, void *data)
         /* A row with a cell problem is kept as null: its problems are already listed, and
          * the other rows are still checked so one report lists everything to fix. */
         json_array_append_new(c->rows, json_pack("{s:I, s:O}", "line", (json_int_t)c->row_line,
-                                                  "fields", c->cur_bad ? json_null() : c->cur));
+                                                 "fields", c->cur_bad ? json_null() : c->cur));
         json_decref(c->cur);
         c->cur = json_object();
     }
@@ -218,8 +221,7 @@ static void on_row(int term, void *data)
     }
     if (c->row - 1 >= SG_IMPORT_MAX_ROWS) {
         c->fatal = 1;
-        sg_err_set(&c->err, SG_ETOOBIG, "more than %d rows; split the file",
-                   SG_IMPORT_MAX_ROWS);
+        sg_err_set(&c->err, SG_ETOOBIG, "more than %d rows; split the file", SG_IMPORT_MAX_ROWS);
     }
     c->row++;
     c->col = 0;
@@ -253,12 +255,18 @@ int sg_import_parse(json_t **out_rows, json_t **out_problems, const char *csv, s
     /* Fed a line at a time so that problems can name the line of the file. */
     c.line = 1;
     for (size_t off = 0; off < len && !c.fatal;) {
-        const char *nl = memchr(csv + off, '\n', len - off);
-        size_t n = nl ? (size_t)(nl - (csv + off)) + 1 : len - off;
+        /* A line ends with LF, CRLF or a lone CR (old Mac exports), as libcsv's rows do. */
+        size_t n = 0;
+        while (off + n < len && csv[off + n] != '\n' && csv[off + n] != '\r')
+            n++;
+        if (off + n < len)
+            n += (csv[off + n] == '\r' && off + n + 1 < len && csv[off + n + 1] == '\n') ? 2 : 1;
         if (csv_parse(&p, csv + off, n, on_cell, on_row, &c) != n)
             break;
         off += n;
-        c.line++;
+        /* The last line may have no terminator: its records are still on this line. */
+        if (csv[off - 1] == '\n' || csv[off - 1] == '\r')
+            c.line++;
     }
     if (c.fatal || csv_error(&p) != CSV_SUCCESS || csv_fini(&p, on_cell, on_row, &c) != 0) {
         if (!c.fatal) {
@@ -364,9 +372,8 @@ int sg_import_members(json_t **out, json_t **out_problems, sg_store *st, const c
         }
         if (sg_store_check(st, rt, fields, 'c', 0, &rerr) < 0) {
             nbad++;
-            json_array_append_new(problems, json_pack("{s:I, s:s?, s:s}", "row", line,
-                                                      "column", field_of(rt, rerr.msg),
-                                                      "message", rerr.msg));
+            json_array_append_new(problems, json_pack("{s:I, s:s?, s:s}", "row", line, "column",
+                                                      field_of(rt, rerr.msg), "message", rerr.msg));
             if (rerr.code != SG_EVALIDATE && rerr.code != SG_EREQUIRED &&
                 rerr.code != SG_EREFERENCE && rerr.code != SG_ETYPE && rerr.code != SG_EUNKNOWN) {
                 rc = sg_err_set(err, rerr.code, "line %lld: %s", (long long)line, rerr.msg);
@@ -375,8 +382,8 @@ int sg_import_members(json_t **out, json_t **out_problems, sg_store *st, const c
         }
     }
     if (json_array_size(problems) > 0) {
-        rc = sg_err_set(err, SG_ECSV, "%zu of %zu row(s) have problems; nothing was imported",
-                        nbad, nrows);
+        rc = sg_err_set(err, SG_ECSV, "%zu of %zu row(s) have problems; nothing was imported", nbad,
+                        nrows);
         if (out_problems)
             *out_problems = sorted_problems(problems);
         goto free_rows;

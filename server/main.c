@@ -21,9 +21,11 @@
 
 #include "api.h"
 #include "config.h"
+#include "hub.h"
 #include "log.h"
 #include "store.h"
 #include "transport.h"
+#include "uplink.h"
 
 /* The process's state, passed down from here (no globals). */
 typedef struct node {
@@ -33,8 +35,11 @@ typedef struct node {
     sg_store *st;
     sg_api api;
     sg_http_server *http;
+    sg_hub *hub;       /* role = hub */
+    sg_uplink *uplink; /* role = region with [hub] address */
     int lock_fd;
     int stopping;
+    int running; /* components still to stop */
 } node;
 
 static void usage(FILE *f)
@@ -56,12 +61,30 @@ static void on_signal_closed(uv_handle_t *h)
     (void)h;
 }
 
-static void on_http_stopped(void *arg)
+/* A component finished stopping; when the last one has, the loop can end. */
+static void on_component_stopped(void *arg)
 {
     node *n = arg;
-    n->http = NULL;
+    if (--n->running > 0)
+        return;
     uv_close((uv_handle_t *)&n->sigterm, on_signal_closed);
     uv_close((uv_handle_t *)&n->sigint, on_signal_closed);
+}
+
+static void stop_all(node *n)
+{
+    /* Count first, so that a component finishing at once does not end the loop early. */
+    n->running = 1 + (n->http != NULL) + (n->hub != NULL) + (n->uplink != NULL);
+    if (n->http)
+        sg_http_server_shutdown(n->http, on_component_stopped, n);
+    if (n->hub)
+        sg_hub_stop(n->hub, on_component_stopped, n);
+    if (n->uplink)
+        sg_uplink_stop(n->uplink, on_component_stopped, n);
+    n->http = NULL;
+    n->hub = NULL;
+    n->uplink = NULL;
+    on_component_stopped(n);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -74,10 +97,14 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     n->stopping = 1;
     sg_log(SG_LOG_INFO, "stopping", "signal=%s", signum == SIGTERM ? "TERM" : "INT");
-    if (n->http)
-        sg_http_server_shutdown(n->http, on_http_stopped, n);
-    else
-        on_http_stopped(n);
+    stop_all(n);
+}
+
+/* The store committed a local write: replication sends it now rather than at the next poll. */
+static void on_commit(void *arg)
+{
+    node *n = arg;
+    sg_uplink_notify(n->uplink);
 }
 
 /* Takes an exclusive lock on "<db>.lock" so two nodes never share one database. */
@@ -141,8 +168,8 @@ int main(int argc, char **argv)
         }
     }
     if (config == NULL || optind != argc) {
-        fprintf(stderr, "sangamd: %s\n", config == NULL ? "--config FILE is required"
-                                                        : "unexpected argument");
+        fprintf(stderr, "sangamd: %s\n",
+                config == NULL ? "--config FILE is required" : "unexpected argument");
         usage(stderr);
         return 2;
     }
@@ -161,8 +188,8 @@ int main(int argc, char **argv)
         goto close_lock;
     }
     if (check) {
-        printf("config %s ok; database %s at schema version %d, seq %lld\n", n.cfg.path,
-               n.cfg.db, SG_SCHEMA_VERSION, (long long)sg_store_seq(n.st));
+        printf("config %s ok; database %s at schema version %d, seq %lld\n", n.cfg.path, n.cfg.db,
+               SG_SCHEMA_VERSION, (long long)sg_store_seq(n.st));
         status = 0;
         goto close_store;
     }
@@ -181,19 +208,27 @@ int main(int argc, char **argv)
     uv_signal_start(&n.sigterm, on_signal, SIGTERM);
     uv_signal_start(&n.sigint, on_signal, SIGINT);
 
-    if (sg_http_server_start(&n.http, &n.loop, &n.api, n.cfg.api_socket, n.cfg.api_listen,
-                             &err) < 0) {
+    rc = 0;
+    if (strcmp(n.cfg.role, "hub") == 0)
+        rc = sg_hub_start(&n.hub, &n.loop, n.st, &n.cfg, &err);
+    else if (n.cfg.hub_address[0] != '\0')
+        rc = sg_uplink_start(&n.uplink, &n.loop, n.st, &n.cfg, &err);
+    n.api.hub = n.hub;
+    n.api.uplink = n.uplink;
+    sg_store_on_commit(n.st, on_commit, &n);
+    if (rc == 0)
+        rc = sg_http_server_start(&n.http, &n.loop, &n.api, n.cfg.api_socket, n.cfg.api_listen,
+                                  &err);
+    if (rc < 0) {
         sg_log(SG_LOG_ERROR, "start_failed", "code=%s", sg_strerror_name(err.code));
         fprintf(stderr, "sangamd: %s\n", err.msg);
         n.stopping = 1;
-        uv_close((uv_handle_t *)&n.sigterm, on_signal_closed);
-        uv_close((uv_handle_t *)&n.sigint, on_signal_closed);
+        stop_all(&n);
         uv_run(&n.loop, UV_RUN_DEFAULT);
         goto close_loop;
     }
     sg_log(SG_LOG_INFO, "started", "node=%s role=%s db=%s schema=%d seq=%lld pid=%ld", n.cfg.id,
-           n.cfg.role, n.cfg.db, SG_SCHEMA_VERSION, (long long)sg_store_seq(n.st),
-           (long)getpid());
+           n.cfg.role, n.cfg.db, SG_SCHEMA_VERSION, (long long)sg_store_seq(n.st), (long)getpid());
     uv_run(&n.loop, UV_RUN_DEFAULT);
     status = 0;
 

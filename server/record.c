@@ -7,8 +7,8 @@
 
 static int is_common(const char *key)
 {
-    return strcmp(key, "id") == 0 || strcmp(key, "region") == 0 ||
-           strcmp(key, "created_at") == 0 || strcmp(key, "updated_at") == 0;
+    return strcmp(key, "id") == 0 || strcmp(key, "region") == 0 || strcmp(key, "created_at") == 0 ||
+           strcmp(key, "updated_at") == 0;
 }
 
 /* Lists the settable field names of rt into buf for "known fields" hints. */
@@ -44,10 +44,9 @@ int sg_record_check(const sg_rectype *rt, json_t *obj, int mode, int server_fiel
         const sg_field *f = sg_rectype_field(rt, key, -1);
         if (f == NULL) {
             if (is_common(key))
-                return sg_err_set(err, SG_EIMMUTABLE, "%s: set by the node, not by a request",
-                                  key);
-            return sg_err_set(err, SG_EUNKNOWN, "%s have no field '%.64s' (fields: %s)",
-                              rt->table, key, field_list(rt, list, sizeof(list)));
+                return sg_err_set(err, SG_EIMMUTABLE, "%s: set by the node, not by a request", key);
+            return sg_err_set(err, SG_EUNKNOWN, "%s have no field '%.64s' (fields: %s)", rt->table,
+                              key, field_list(rt, list, sizeof(list)));
         }
         if ((f->flags & SG_F_SERVER) && !server_fields) {
             if (strcmp(rt->table, "issues") == 0)
@@ -84,6 +83,17 @@ int sg_record_check(const sg_rectype *rt, json_t *obj, int mode, int server_fiel
                 return sg_err_set(err, SG_EREQUIRED, "%s: required for a new %s", f->name,
                                   rt->singular);
         }
+    }
+    if (mode == 'c' && strcmp(rt->table, "members") == 0) {
+        /* The CHECK representative_needs_organisation of schema.sql, said here too so that CSV
+         * import (which checks every row before inserting any) reports it as a problem of its
+         * row, and a dry run does not promise an import that would fail. */
+        json_t *org = json_object_get(obj, "organisation_id");
+        const char *kind = json_string_value(json_object_get(obj, "kind"));
+        if (kind != NULL && strcmp(kind, "representative") == 0 &&
+            (org == NULL || json_is_null(org)))
+            return sg_err_set(err, SG_EVALIDATE,
+                              "organisation_id: a representative must name an organisation");
     }
     return 0;
 }

@@ -11,11 +11,58 @@
 -- on every start, so they always cover every column of every replicated table.
 
 CREATE TABLE sg_node (
-    one     INTEGER PRIMARY KEY CHECK (one = 1),
-    id      TEXT NOT NULL,            -- this node's region id (or 'hub')
-    role    TEXT NOT NULL CHECK (role IN ('region', 'hub')),
-    hlc     INTEGER NOT NULL DEFAULT 0 -- last hybrid logical clock value handed out
+    one      INTEGER PRIMARY KEY CHECK (one = 1),
+    id       TEXT NOT NULL,            -- this node's region id (or 'hub')
+    role     TEXT NOT NULL CHECK (role IN ('region', 'hub')),
+    hlc      INTEGER NOT NULL DEFAULT 0, -- last hybrid logical clock value handed out
+    applying TEXT                      -- while replication applies a region's changes: that
+                                       -- region, which the triggers record as the origin
 ) STRICT;
+
+-- Hub: replication state per region. last_seq is the cursor: every change of that region up to
+-- it is applied, none after it; it moves in the same transaction as the changes.
+CREATE TABLE sg_regions (
+    region       TEXT PRIMARY KEY NOT NULL,
+    last_seq     INTEGER NOT NULL DEFAULT 0,
+    last_hlc     INTEGER NOT NULL DEFAULT 0, -- HLC of the last applied change (its data's age)
+    applied      INTEGER NOT NULL DEFAULT 0, -- changes applied in total
+    last_contact TEXT,                       -- last frame received, UTC
+    last_error   TEXT,                       -- last refusal or protocol error, NULL when fine
+    snapshot_seq INTEGER                     -- seq of a snapshot in progress, else NULL
+) STRICT;
+
+-- Hub: changes refused with the reason, held for an operator to retry or discard.
+CREATE TABLE sg_quarantine (
+    id          INTEGER PRIMARY KEY,
+    region      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    hlc         INTEGER NOT NULL,
+    tbl         TEXT NOT NULL,
+    pk          TEXT NOT NULL,
+    op          TEXT NOT NULL,
+    data        TEXT,                        -- JSON of the column values, as received
+    reason      TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'applied', 'discarded')),
+    UNIQUE (region, seq)
+) STRICT;
+
+-- Hub: ids received in a snapshot in progress, to delete what the snapshot no longer has.
+CREATE TABLE sg_snapshot_seen (
+    region TEXT NOT NULL,
+    tbl    TEXT NOT NULL,
+    pk     TEXT NOT NULL,
+    PRIMARY KEY (region, tbl, pk)
+) WITHOUT ROWID, STRICT;
+
+-- Region: what the hub has acknowledged (pruning never removes an unacknowledged change).
+CREATE TABLE sg_uplink (
+    one          INTEGER PRIMARY KEY CHECK (one = 1),
+    acked_seq    INTEGER NOT NULL DEFAULT 0,
+    last_contact TEXT,
+    last_error   TEXT
+) STRICT;
+INSERT INTO sg_uplink (one) VALUES (1);
 
 -- The change log: one row per INSERT, UPDATE or DELETE of a replicated table, written by
 -- triggers in the same transaction as the write. AUTOINCREMENT keeps seq strictly increasing

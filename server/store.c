@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "record.h"
+#include "store_int.h"
 #include "ulid.h"
 
 extern const char sg_schema_sql[];
@@ -34,12 +35,14 @@ typedef struct stmt_slot {
 } stmt_slot;
 
 struct sg_store {
-    sqlite3 *db;                    /* owned connection */
+    sqlite3 *db;                     /* owned connection */
     char node_id[SG_REGION_MAX + 1]; /* this node's region id */
-    sg_ulid_gen ids;                /* id generator state */
-    stmt_slot cache[STMT_CACHE];    /* prepared statements */
-    unsigned cache_next;            /* next slot to evict when full */
-    int in_txn;                     /* inside sg_store_begin */
+    sg_ulid_gen ids;                 /* id generator state */
+    stmt_slot cache[STMT_CACHE];     /* prepared statements */
+    unsigned cache_next;             /* next slot to evict when full */
+    int in_txn;                      /* inside sg_store_begin */
+    void (*on_commit)(void *);       /* called after each successful commit, or NULL */
+    void *on_commit_arg;
 };
 
 /* The expression that gives the current time as an HLC value: ms << 16. It is only ever used
@@ -87,7 +90,7 @@ void sg_today(char out[16])
 }
 
 /* Maps a failed SQLite call to an SG_E* code with the database's message as context. */
-static int db_error(sg_store *st, int rc, sg_err *err, const char *what)
+int store_db_error(sg_store *st, int rc, sg_err *err, const char *what)
 {
     const char *msg = sqlite3_errmsg(st->db);
     int ext = sqlite3_extended_errcode(st->db);
@@ -127,7 +130,7 @@ static int db_error(sg_store *st, int rc, sg_err *err, const char *what)
 }
 
 /* Returns a reset, unbound statement for sql from the cache, preparing it on first use. */
-static int stmt_get(sg_store *st, const char *sql, sqlite3_stmt **out, sg_err *err)
+int store_stmt(sg_store *st, const char *sql, sqlite3_stmt **out, sg_err *err)
 {
     stmt_slot *slot = NULL;
     int rc;
@@ -153,7 +156,7 @@ static int stmt_get(sg_store *st, const char *sql, sqlite3_stmt **out, sg_err *e
     rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot->stmt, NULL);
     if (rc != SQLITE_OK) {
         slot->stmt = NULL;
-        return db_error(st, rc, err, "prepare");
+        return store_db_error(st, rc, err, "prepare");
     }
     slot->sql = strdup(sql);
     if (slot->sql == NULL) {
@@ -165,10 +168,10 @@ static int stmt_get(sg_store *st, const char *sql, sqlite3_stmt **out, sg_err *e
     return 0;
 }
 
-static int exec_sql(sg_store *st, const char *sql, sg_err *err, const char *what)
+int store_exec(sg_store *st, const char *sql, sg_err *err, const char *what)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : db_error(st, rc, err, what);
+    return rc == SQLITE_OK ? 0 : store_db_error(st, rc, err, what);
 }
 
 /* A growing string for building SQL from descriptor names. */
@@ -210,14 +213,14 @@ static int table_columns(sg_store *st, const char *table, char cols[][64], int m
     snprintf(sql, sizeof(sql), "PRAGMA table_info(%s)", table);
     rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
     if (rc != SQLITE_OK)
-        return db_error(st, rc, err, "read schema");
+        return store_db_error(st, rc, err, "read schema");
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && n < max) {
         snprintf(cols[n], 64, "%s", (const char *)sqlite3_column_text(stmt, 1));
         n++;
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return db_error(st, rc, err, "read schema");
+        return store_db_error(st, rc, err, "read schema");
     return n;
 }
 
@@ -251,7 +254,7 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
              "CREATE TRIGGER sg_%s_insert AFTER INSERT ON %s BEGIN "
              "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
              "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
-             "SELECT hlc, id, '%s', NEW.id, 'insert', json_object(",
+             "SELECT hlc, coalesce(applying, id), '%s', NEW.id, 'insert', json_object(",
              t, t, t);
     sb_add(&b, line);
     for (int i = 0, first = 1; i < n; i++) {
@@ -266,14 +269,13 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
     snprintf(line, sizeof(line), "CREATE TRIGGER sg_%s_update AFTER UPDATE ON %s WHEN ", t, t);
     sb_add(&b, line);
     for (int i = 0; i < n; i++) {
-        snprintf(line, sizeof(line), "%sNEW.%s IS NOT OLD.%s", i ? " OR " : "", cols[i],
-                 cols[i]);
+        snprintf(line, sizeof(line), "%sNEW.%s IS NOT OLD.%s", i ? " OR " : "", cols[i], cols[i]);
         sb_add(&b, line);
     }
     snprintf(line, sizeof(line),
              " BEGIN UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
              "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
-             "SELECT hlc, id, '%s', NEW.id, 'update', "
+             "SELECT hlc, coalesce(applying, id), '%s', NEW.id, 'update', "
              "(SELECT json_group_object(k, v) FROM (",
              t);
     sb_add(&b, line);
@@ -291,7 +293,8 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
              "CREATE TRIGGER sg_%s_delete AFTER DELETE ON %s BEGIN "
              "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
              "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
-             "SELECT hlc, id, '%s', OLD.id, 'delete', NULL FROM sg_node; END;",
+             "SELECT hlc, coalesce(applying, id), '%s', OLD.id, 'delete', NULL FROM sg_node; "
+             "END;",
              t, t, t);
     sb_add(&b, line);
 
@@ -299,7 +302,7 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
         free(b.p);
         return sg_err_set(err, SG_ENOMEM, "create triggers: out of memory");
     }
-    rc = exec_sql(st, b.p, err, "create change-log triggers");
+    rc = store_exec(st, b.p, err, "create change-log triggers");
     free(b.p);
     return rc;
 }
@@ -310,7 +313,7 @@ static int migrate(sg_store *st, const char *node_id, const char *role, sg_err *
     sqlite3_stmt *stmt = NULL;
     int version = 0, rc;
 
-    rc = exec_sql(st, "BEGIN IMMEDIATE", err, "migrate");
+    rc = store_exec(st, "BEGIN IMMEDIATE", err, "migrate");
     if (rc < 0)
         return rc;
     rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &stmt, NULL);
@@ -327,7 +330,7 @@ static int migrate(sg_store *st, const char *node_id, const char *role, sg_err *
         goto rollback;
     }
     if (version < 1) {
-        rc = exec_sql(st, sg_schema_sql, err, "create schema v1");
+        rc = store_exec(st, sg_schema_sql, err, "create schema v1");
         if (rc < 0)
             goto rollback;
         rc = sqlite3_prepare_v2(st->db, "INSERT INTO sg_node(one, id, role) VALUES (1, ?, ?)", -1,
@@ -340,7 +343,7 @@ static int migrate(sg_store *st, const char *node_id, const char *role, sg_err *
         sqlite3_finalize(stmt);
         stmt = NULL;
         if (rc != SQLITE_DONE) {
-            rc = db_error(st, rc, err, "record node identity");
+            rc = store_db_error(st, rc, err, "record node identity");
             goto rollback;
         }
     }
@@ -372,11 +375,11 @@ static int migrate(sg_store *st, const char *node_id, const char *role, sg_err *
     {
         char pragma[64];
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", SG_SCHEMA_VERSION);
-        rc = exec_sql(st, pragma, err, "set schema version");
+        rc = store_exec(st, pragma, err, "set schema version");
         if (rc < 0)
             goto rollback;
     }
-    return exec_sql(st, "COMMIT", err, "migrate");
+    return store_exec(st, "COMMIT", err, "migrate");
 
 rollback:
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -417,7 +420,7 @@ int sg_store_open(sg_store **out, const char *path, const char *node_id, const c
         goto close_db;
     }
     sqlite3_finalize(stmt);
-    rc = exec_sql(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", err, "configure");
+    rc = store_exec(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", err, "configure");
     if (rc < 0)
         goto close_db;
 
@@ -432,6 +435,28 @@ int sg_store_open(sg_store **out, const char *path, const char *node_id, const c
 close_db:
     sg_store_close(st);
     return rc;
+}
+
+int sg_store_open_reader(sg_store **out, const char *path, sg_err *err)
+{
+    sg_store *st;
+    int rc;
+
+    *out = NULL;
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return sg_err_set(err, SG_ENOMEM, "open database: out of memory");
+    rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sg_err_set(err, SG_EDB, "open database %s for reading: %s", path,
+                        st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        sg_store_close(st);
+        return rc;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, 5000);
+    *out = st;
+    return 0;
 }
 
 void sg_store_close(sg_store *st)
@@ -464,21 +489,44 @@ int sg_store_begin(sg_store *st, sg_err *err)
 
     if (st->in_txn)
         return sg_err_set(err, SG_EINVAL, "transaction already open");
-    rc = exec_sql(st, "BEGIN IMMEDIATE", err, "begin");
+    rc = store_exec(st, "BEGIN IMMEDIATE", err, "begin");
     if (rc == 0)
         st->in_txn = 1;
     return rc;
 }
 
+int sg_store_read_begin(sg_store *st, sg_err *err)
+{
+    int rc = store_exec(st, "BEGIN DEFERRED", err, "begin read");
+    if (rc == 0)
+        st->in_txn = 1;
+    return rc;
+}
+
+void sg_store_read_end(sg_store *st)
+{
+    if (st->in_txn)
+        sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    st->in_txn = 0;
+}
+
+void sg_store_on_commit(sg_store *st, void (*fn)(void *arg), void *arg)
+{
+    st->on_commit = fn;
+    st->on_commit_arg = arg;
+}
+
 int sg_store_commit(sg_store *st, sg_err *err)
 {
-    int rc = exec_sql(st, "COMMIT", err, "commit");
+    int rc = store_exec(st, "COMMIT", err, "commit");
     if (rc < 0) {
         /* A failed COMMIT (disk full, I/O error) leaves the transaction open: undo it so the
          * connection is usable and nothing half-done is kept. */
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     }
     st->in_txn = 0;
+    if (rc == 0 && st->on_commit != NULL)
+        st->on_commit(st->on_commit_arg);
     return rc;
 }
 
@@ -557,7 +605,7 @@ int sg_store_get(json_t **out, sg_store *st, const sg_rectype *rt, const char *i
 
     *out = NULL;
     snprintf(sql, sizeof(sql), "SELECT * FROM %s WHERE id = ?", rt->table);
-    rc = stmt_get(st, sql, &stmt, err);
+    rc = store_stmt(st, sql, &stmt, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_TRANSIENT);
@@ -567,7 +615,7 @@ int sg_store_get(json_t **out, sg_store *st, const sg_rectype *rt, const char *i
         return sg_err_set(err, SG_ENOTFOUND, "no %s with id '%.64s'", rt->singular, id);
     }
     if (rc != SQLITE_ROW) {
-        rc = db_error(st, rc, err, rt->table);
+        rc = store_db_error(st, rc, err, rt->table);
         sqlite3_reset(stmt);
         return rc;
     }
@@ -584,7 +632,7 @@ static int row_exists(sg_store *st, const char *table, const char *id, sg_err *e
     int rc;
 
     snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ?", table);
-    rc = stmt_get(st, sql, &stmt, err);
+    rc = store_stmt(st, sql, &stmt, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_TRANSIENT);
@@ -594,7 +642,7 @@ static int row_exists(sg_store *st, const char *table, const char *id, sg_err *e
         return 1;
     if (rc == SQLITE_DONE)
         return 0;
-    return db_error(st, rc, err, table);
+    return store_db_error(st, rc, err, table);
 }
 
 int sg_store_check(sg_store *st, const sg_rectype *rt, json_t *fields, int mode, unsigned flags,
@@ -657,7 +705,7 @@ int sg_store_create(json_t **out, sg_store *st, const sg_rectype *rt, json_t *fi
         free(b.p);
         return sg_err_set(err, SG_ENOMEM, "create %s: out of memory", rt->singular);
     }
-    rc = stmt_get(st, b.p, &stmt, err);
+    rc = store_stmt(st, b.p, &stmt, err);
     free(b.p);
     if (rc < 0)
         return rc;
@@ -668,7 +716,7 @@ int sg_store_create(json_t **out, sg_store *st, const sg_rectype *rt, json_t *fi
     json_object_foreach(fields, key, v) bind_json(stmt, ++n, v);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
-        rc = db_error(st, rc, err, rt->singular);
+        rc = store_db_error(st, rc, err, rt->singular);
         sqlite3_reset(stmt);
         return rc;
     }
@@ -682,7 +730,7 @@ int sg_store_update(json_t **out, sg_store *st, const sg_rectype *rt, const char
     char now[32];
     sbuf b = {0};
     sqlite3_stmt *stmt;
-    json_t *old = NULL, *v;
+    json_t *old = NULL, *changed = NULL, *v;
     const char *key;
     int rc, n = 1;
 
@@ -693,7 +741,21 @@ int sg_store_update(json_t **out, sg_store *st, const sg_rectype *rt, const char
     rc = sg_store_check(st, rt, fields, 'u', flags, err);
     if (rc < 0)
         goto drop_old;
+    /* Only values that differ are written: repeating the current value is a no-op, so it
+     * neither moves updated_at nor adds a change-log entry. */
+    changed = json_object();
+    if (changed == NULL) {
+        rc = sg_err_set(err, SG_ENOMEM, "update %s: out of memory", rt->singular);
+        goto drop_old;
+    }
+    json_object_foreach(fields, key, v)
+    {
+        if (!json_equal(v, json_object_get(old, key)))
+            json_object_set(changed, key, v);
+    }
+    fields = changed;
     if (json_object_size(fields) == 0) {
+        json_decref(changed);
         *out = old;
         return 0;
     }
@@ -713,7 +775,7 @@ int sg_store_update(json_t **out, sg_store *st, const sg_rectype *rt, const char
         rc = sg_err_set(err, SG_ENOMEM, "update %s: out of memory", rt->singular);
         goto drop_old;
     }
-    rc = stmt_get(st, b.p, &stmt, err);
+    rc = store_stmt(st, b.p, &stmt, err);
     free(b.p);
     if (rc < 0)
         goto drop_old;
@@ -722,15 +784,17 @@ int sg_store_update(json_t **out, sg_store *st, const sg_rectype *rt, const char
     sqlite3_bind_text(stmt, n + 1, id, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
-        rc = db_error(st, rc, err, rt->singular);
+        rc = store_db_error(st, rc, err, rt->singular);
         sqlite3_reset(stmt);
         goto drop_old;
     }
     sqlite3_reset(stmt);
+    json_decref(changed);
     json_decref(old);
     return sg_store_get(out, st, rt, id, err);
 
 drop_old:
+    json_decref(changed);
     json_decref(old);
     return rc;
 }
@@ -742,7 +806,7 @@ int sg_store_delete(sg_store *st, const sg_rectype *rt, const char *id, sg_err *
     int rc;
 
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", rt->table);
-    rc = stmt_get(st, sql, &stmt, err);
+    rc = store_stmt(st, sql, &stmt, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_TRANSIENT);
@@ -754,7 +818,7 @@ int sg_store_delete(sg_store *st, const sg_rectype *rt, const char *id, sg_err *
                             "first",
                             rt->singular, id);
         else
-            rc = db_error(st, rc, err, rt->singular);
+            rc = store_db_error(st, rc, err, rt->singular);
         sqlite3_reset(stmt);
         return rc;
     }
@@ -840,7 +904,7 @@ int sg_store_list(json_t **out_items, char **out_next, sg_store *st, const sg_re
         free(b.p);
         return sg_err_set(err, SG_ENOMEM, "list: out of memory");
     }
-    rc = stmt_get(st, b.p, &stmt, err);
+    rc = store_stmt(st, b.p, &stmt, err);
     free(b.p);
     if (rc < 0)
         return rc;
@@ -909,7 +973,7 @@ int sg_store_list(json_t **out_items, char **out_next, sg_store *st, const sg_re
         }
     }
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        rc = db_error(st, rc, err, "list");
+        rc = store_db_error(st, rc, err, "list");
         sqlite3_reset(stmt);
         json_decref(items);
         free(*out_next);
@@ -921,8 +985,8 @@ int sg_store_list(json_t **out_items, char **out_next, sg_store *st, const sg_re
     return 0;
 }
 
-int sg_store_changes(json_t **out_items, int64_t *out_next, sg_store *st, int64_t since,
-                     int limit, sg_err *err)
+int sg_store_changes(json_t **out_items, int64_t *out_next, sg_store *st, int64_t since, int limit,
+                     sg_err *err)
 {
     sqlite3_stmt *stmt;
     json_t *items;
@@ -930,10 +994,10 @@ int sg_store_changes(json_t **out_items, int64_t *out_next, sg_store *st, int64_
 
     *out_items = NULL;
     *out_next = 0;
-    rc = stmt_get(st,
-                  "SELECT seq, hlc, origin, tbl, pk, op, data FROM sg_changes WHERE seq > ? "
-                  "ORDER BY seq LIMIT ?",
-                  &stmt, err);
+    rc = store_stmt(st,
+                    "SELECT seq, hlc, origin, tbl, pk, op, data FROM sg_changes WHERE seq > ? "
+                    "ORDER BY seq LIMIT ?",
+                    &stmt, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(stmt, 1, since);
@@ -970,7 +1034,7 @@ int sg_store_changes(json_t **out_items, int64_t *out_next, sg_store *st, int64_
         }
     }
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        rc = db_error(st, rc, err, "changes");
+        rc = store_db_error(st, rc, err, "changes");
         sqlite3_reset(stmt);
         json_decref(items);
         return rc;
@@ -984,7 +1048,7 @@ int64_t sg_store_seq(sg_store *st)
 {
     sqlite3_stmt *stmt;
     int64_t seq = 0;
-    if (stmt_get(st, "SELECT seq FROM sqlite_sequence WHERE name = 'sg_changes'", &stmt, NULL) <
+    if (store_stmt(st, "SELECT seq FROM sqlite_sequence WHERE name = 'sg_changes'", &stmt, NULL) <
         0)
         return -1;
     if (sqlite3_step(stmt) == SQLITE_ROW)
@@ -993,13 +1057,25 @@ int64_t sg_store_seq(sg_store *st)
     return seq;
 }
 
+int64_t sg_store_hlc(sg_store *st)
+{
+    sqlite3_stmt *stmt;
+    int64_t v = 0;
+    if (store_stmt(st, "SELECT hlc FROM sg_node", &stmt, NULL) < 0)
+        return -1;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        v = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    return v;
+}
+
 int64_t sg_store_count(sg_store *st, const sg_rectype *rt)
 {
     char sql[128];
     sqlite3_stmt *stmt;
     int64_t n = -1;
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", rt->table);
-    if (stmt_get(st, sql, &stmt, NULL) < 0)
+    if (store_stmt(st, sql, &stmt, NULL) < 0)
         return -1;
     if (sqlite3_step(stmt) == SQLITE_ROW)
         n = sqlite3_column_int64(stmt, 0);

@@ -31,12 +31,23 @@ typedef struct sqlite3 sqlite3;
  * "region" or "hub". Refuses a database that belongs to another node id. */
 int sg_store_open(sg_store **out, const char *path, const char *node_id, const char *role,
                   sg_err *err);
+/* Opens a second, read-only connection to an existing node database (no migration): for
+ * long reads, such as a replication snapshot, that must not hold the writer's connection. */
+int sg_store_open_reader(sg_store **out, const char *path, sg_err *err);
 /* Closes the database (NULL-safe); any open transaction is rolled back. */
 void sg_store_close(sg_store *st);
 
 /* The raw connection, for tests and the sqlite3-shell-equivalence checks. */
 sqlite3 *sg_store_db(sg_store *st);
 const char *sg_store_node_id(const sg_store *st);
+
+/* A read transaction on a reader connection: every read until sg_store_read_end sees the
+ * database as it was at the first read (WAL snapshot isolation). */
+int sg_store_read_begin(sg_store *st, sg_err *err);
+void sg_store_read_end(sg_store *st);
+
+/* Calls fn(arg) after every successful sg_store_commit (replication wakes on it). */
+void sg_store_on_commit(sg_store *st, void (*fn)(void *arg), void *arg);
 
 /* Transactions: begin takes the write lock at once (BEGIN IMMEDIATE). Not nestable. */
 int sg_store_begin(sg_store *st, sg_err *err);
@@ -81,10 +92,12 @@ int sg_store_list(json_t **out_items, char **out_next, sg_store *st, const sg_re
                   const sg_query *q, sg_err *err);
 
 /* Change log entries with seq > since, oldest first, at most limit. *out_next as above. */
-int sg_store_changes(json_t **out_items, int64_t *out_next, sg_store *st, int64_t since,
-                     int limit, sg_err *err);
+int sg_store_changes(json_t **out_items, int64_t *out_next, sg_store *st, int64_t since, int limit,
+                     sg_err *err);
 /* The highest seq ever given out (0 when none). */
 int64_t sg_store_seq(sg_store *st);
+/* The node's hybrid logical clock: the last value it handed out. */
+int64_t sg_store_hlc(sg_store *st);
 /* Number of rows of a table. */
 int64_t sg_store_count(sg_store *st, const sg_rectype *rt);
 

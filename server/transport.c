@@ -21,25 +21,27 @@
 #include "http.h"
 #include "log.h"
 
-#define READ_BUF       (64 * 1024)
+#define READ_BUF        (64 * 1024)
 #define WRITE_HIGH_MARK (4u * 1024 * 1024)
 
 typedef struct conn conn;
 
 struct sg_http_server {
-    uv_loop_t *loop;         /* borrowed */
-    sg_api *api;             /* borrowed */
-    uv_pipe_t pipe;          /* Unix socket listener, if has_pipe */
-    uv_tcp_t tcp;            /* TCP listener, if has_tcp */
-    int has_pipe, has_tcp;   /* which listeners were started */
-    int open_handles;        /* listeners not yet closed */
+    uv_loop_t *loop;                          /* borrowed */
+    sg_api *api;                              /* borrowed */
+    uv_pipe_t pipe;                           /* Unix socket listener, if has_pipe */
+    uv_tcp_t tcp;                             /* TCP listener, if has_tcp */
+    int has_pipe, has_tcp;                    /* which listeners were started */
+    int open_handles;                         /* listeners not yet closed */
     char socket_path[SG_SOCKET_PATH_MAX + 1]; /* unlinked at shutdown */
-    conn *conns;             /* list of live connections */
+    conn *conns;                              /* list of live connections */
     int nconns;
+    int conns_allocated; /* conns not yet freed, including those still closing: shutdown
+                            may free srv only when this is 0 */
     int shutting_down;
-    void (*done)(void *);    /* shutdown completion */
+    void (*done)(void *); /* shutdown completion */
     void *done_arg;
-    char readbuf[READ_BUF];  /* shared read buffer, see file comment */
+    char readbuf[READ_BUF]; /* shared read buffer, see file comment */
 };
 
 struct conn {
@@ -48,18 +50,18 @@ struct conn {
         uv_stream_t stream;
         uv_tcp_t tcp;
         uv_pipe_t pipe;
-    } h;                     /* the client stream; conn is freed in its close callback */
-    uv_timer_t timer;        /* request / idle deadline */
-    sg_http_server *srv;     /* owner */
-    sg_http_parser parser;   /* request framing */
-    conn *next, *prev;       /* srv->conns list */
-    int closing;             /* close started */
-    int pending_writes;      /* uv_write requests not yet completed */
-    int close_after_write;   /* close once pending_writes reaches 0 */
-    int reading;             /* uv_read_start is in effect */
-    int handles_open;        /* 2 while stream and timer are open */
-    uint64_t started;        /* uv_now() when the current request began */
-    char peer[64];           /* "unix" or "ip:port", for logs */
+    } h;                   /* the client stream; conn is freed in its close callback */
+    uv_timer_t timer;      /* request / idle deadline */
+    sg_http_server *srv;   /* owner */
+    sg_http_parser parser; /* request framing */
+    conn *next, *prev;     /* srv->conns list */
+    int closing;           /* close started */
+    int pending_writes;    /* uv_write requests not yet completed */
+    int close_after_write; /* close once pending_writes reaches 0 */
+    int reading;           /* uv_read_start is in effect */
+    int handles_open;      /* 2 while stream and timer are open */
+    uint64_t started;      /* uv_now() when the current request began */
+    char peer[64];         /* "unix" or "ip:port", for logs */
 };
 
 typedef struct write_req {
@@ -70,7 +72,7 @@ typedef struct write_req {
 
 static void maybe_finish_shutdown(sg_http_server *srv)
 {
-    if (srv->shutting_down && srv->open_handles == 0 && srv->conns == NULL) {
+    if (srv->shutting_down && srv->open_handles == 0 && srv->conns_allocated == 0) {
         if (srv->socket_path[0] != '\0')
             unlink(srv->socket_path);
         if (srv->done)
@@ -87,6 +89,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
         return;
     sg_http_parser_free(&c->parser);
     free(c);
+    srv->conns_allocated--;
     maybe_finish_shutdown(srv);
 }
 
@@ -214,9 +217,8 @@ static void serve_request(conn *c)
     send_response(c, resp.status, resp.body, resp.body_len, keep_alive);
     sg_log(resp.status >= 500 ? SG_LOG_ERROR : SG_LOG_INFO, "request",
            "method=%s path=%s status=%d%s%s ms=%.2f peer=%s", req->method,
-           sg_logq(qpath, sizeof(qpath), req->path), resp.status,
-           resp.error_code ? " code=" : "", resp.error_code ? resp.error_code : "",
-           (double)(uv_hrtime() - t0) / 1e6, c->peer);
+           sg_logq(qpath, sizeof(qpath), req->path), resp.status, resp.error_code ? " code=" : "",
+           resp.error_code ? resp.error_code : "", (double)(uv_hrtime() - t0) / 1e6, c->peer);
     sg_api_resp_free(&resp);
     if (!keep_alive)
         c->close_after_write = 1;
@@ -296,6 +298,7 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     c->h.handle.data = c;
+    srv->conns_allocated++;
     c->handles_open = 1;
     uv_timer_init(srv->loop, &c->timer);
     c->timer.data = c;
@@ -402,8 +405,7 @@ static int start_pipe(sg_http_server *srv, const char *path, sg_err *err)
     rc = uv_pipe_bind(&srv->pipe, path);
     umask(old);
     if (rc < 0)
-        return sg_err_set(err, SG_EIO, "[api] socket: cannot bind %s: %s", path,
-                          uv_strerror(rc));
+        return sg_err_set(err, SG_EIO, "[api] socket: cannot bind %s: %s", path, uv_strerror(rc));
     snprintf(srv->socket_path, sizeof(srv->socket_path), "%s", path);
     chmod(path, 0660);
     rc = uv_listen((uv_stream_t *)&srv->pipe, 128, on_connection);
@@ -511,6 +513,6 @@ void sg_http_server_shutdown(sg_http_server *srv, void (*done)(void *), void *ar
         }
     }
     /* Nothing was open: finish now (maybe_finish_shutdown frees srv). */
-    if (srv->open_handles == 0 && srv->conns == NULL)
+    if (srv->open_handles == 0 && srv->conns_allocated == 0)
         maybe_finish_shutdown(srv);
 }

@@ -14,7 +14,7 @@
 #define SG_ULID_LEN 26
 
 typedef struct sg_ulid_gen {
-    uint64_t last_ms;    /* time part of the last id */
+    uint64_t last_ms;     /* time part of the last id */
     uint8_t last_rnd[10]; /* random part of the last id */
 } sg_ulid_gen;
 

@@ -40,7 +40,13 @@
     X(SG_EREQUIRED, -22, "missing_field", "a required field is missing")                           \
     X(SG_EIMMUTABLE, -23, "immutable_field", "this field cannot be changed")                       \
     X(SG_EMETHOD, -24, "method_not_allowed", "method not allowed on this resource")                \
-    X(SG_EFULL, -25, "disk_full", "the disk is full")
+    X(SG_EFULL, -25, "disk_full", "the disk is full")                                              \
+    X(SG_EPROTO, -26, "protocol_error", "message not allowed in this state of the session")        \
+    X(SG_EAUTH, -27, "not_authorized", "the peer may not do this")                                 \
+    X(SG_EQUARANTINE, -28, "quarantined", "changes refused and held for an operator")              \
+    X(SG_EGAP, -29, "seq_gap", "changes are missing between the cursor and this batch")            \
+    X(SG_ETLS, -30, "tls_error", "TLS failed")                                                     \
+    X(SG_ECLOSED, -31, "closed", "the connection was closed")
 
 enum {
     SG_OK = 0,
@@ -49,7 +55,8 @@ enum {
 #undef SG_ERR_ENUM
 };
 
-/* The stable snake_case name of a code ("not_found"); "unknown_error" for a code not in the table. */
+/* The stable snake_case name of a code ("not_found"); "unknown_error" for a code not in the table.
+ */
 const char *sg_strerror_name(int code);
 /* The default one-line message of a code. */
 const char *sg_strerror(int code);
@@ -58,8 +65,8 @@ const char *sg_strerror(int code);
 
 /* An error context: the code of the first failure and a message that grows context as it climbs. */
 typedef struct sg_err {
-    int code;                  /* 0 while no error was set */
-    char msg[SG_ERR_MSG_MAX];  /* NUL-terminated, possibly truncated human text */
+    int code;                 /* 0 while no error was set */
+    char msg[SG_ERR_MSG_MAX]; /* NUL-terminated, possibly truncated human text */
 } sg_err;
 
 /* Clears e (NULL-safe). */

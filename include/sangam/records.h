@@ -60,7 +60,7 @@ typedef struct sg_rectype {
 } sg_rectype;
 
 /* Maximum lengths of the common columns. */
-#define SG_ID_MAX 64     /* ids: ULIDs are 26 characters; 64 leaves room for other schemes */
+#define SG_ID_MAX     64 /* ids: ULIDs are 26 characters; 64 leaves room for other schemes */
 #define SG_REGION_MAX 63 /* region ids: [a-z0-9-], 1..63, first character a letter or digit */
 
 /* All record types, NULL-terminated, in dependency order (referenced tables first). */
@@ -82,6 +82,9 @@ int sg_field_check_int(const sg_field *f, int64_t v, sg_err *err);
 int sg_region_id_valid(const char *s, size_t len);
 /* 1 if s (len bytes) is a valid record id (1..SG_ID_MAX of [0-9A-Za-z_-]), else 0. */
 int sg_record_id_valid(const char *s, size_t len);
+/* 1 if s (len bytes) is valid UTF-8 (no overlong forms, no surrogates) with no control
+ * characters other than tab and newline, else 0. */
+int sg_utf8_valid(const char *s, size_t len);
 /* 1 if s (len bytes) is a real calendar date written YYYY-MM-DD, else 0. */
 int sg_date_valid(const char *s, size_t len);
 

@@ -82,15 +82,15 @@ static void test_bad(void **state)
     (void)state;
     expect_bad("[node]\nrole = region\nid = Bundel khand\ndb = b.db\n[api]\nsocket = s\n",
                ":3:", "[node] id");
-    expect_bad("[node]\nrole = regoin\nid = b\ndb = b.db\n[api]\nsocket = s\n", ":2:",
-               "[node] role");
+    expect_bad("[node]\nrole = regoin\nid = b\ndb = b.db\n[api]\nsocket = s\n",
+               ":2:", "[node] role");
     expect_bad("[node]\nrole = region\nid = b\n[api]\nsocket = s\n", "[node] db", "missing");
     expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[api]\nsocket = s\ncolour = red\n",
                ":7:", "colour");
     expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[ap]\nsocket = s\n", "[ap]",
                "unknown section");
-    expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[api]\nlisten = localhost\n", ":6:",
-               "[api] listen");
+    expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[api]\nlisten = localhost\n",
+               ":6:", "[api] listen");
     expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[api]\nlisten = 1.2.3.4:99999\n",
                ":6:", "[api] listen");
     expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n", "[api] socket", "missing");

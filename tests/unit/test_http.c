@@ -68,9 +68,8 @@ static void test_pipelined(void **state)
     off = used;
     assert_true(off < sizeof(two) - 1);
     sg_http_parser_next(&p);
-    assert_int_equal(sg_http_parser_feed(&p, two + off, sizeof(two) - 1 - off, &used, &status,
-                                         &err),
-                     1);
+    assert_int_equal(
+        sg_http_parser_feed(&p, two + off, sizeof(two) - 1 - off, &used, &status, &err), 1);
     assert_string_equal(p.req.path, "/b");
     assert_false(p.req.keep_alive);
     assert_int_equal(off + used, sizeof(two) - 1);
@@ -100,12 +99,12 @@ static void expect_refused(const char *req, int want_status)
 static void test_smuggling_refused(void **state)
 {
     (void)state;
-    expect_refused("GET / HTTP/1.1\r\nHost: a\rX-Evil: 1\r\n\r\n", 400);      /* bare CR */
-    expect_refused("GET / HTTP/1.1\nHost: a\r\n\r\n", 400);                   /* bare LF */
-    expect_refused("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400);      /* obs-fold */
+    expect_refused("GET / HTTP/1.1\r\nHost: a\rX-Evil: 1\r\n\r\n", 400); /* bare CR */
+    expect_refused("GET / HTTP/1.1\nHost: a\r\n\r\n", 400);              /* bare LF */
+    expect_refused("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400); /* obs-fold */
     expect_refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-                   400);                                                      /* CL + TE */
+                   400); /* CL + TE */
     expect_refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
     expect_refused("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400);
     {
@@ -163,8 +162,10 @@ static void test_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_split_everywhere), cmocka_unit_test(test_pipelined),
-        cmocka_unit_test(test_smuggling_refused), cmocka_unit_test(test_query_parse),
+        cmocka_unit_test(test_split_everywhere),
+        cmocka_unit_test(test_pipelined),
+        cmocka_unit_test(test_smuggling_refused),
+        cmocka_unit_test(test_query_parse),
         cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,9 +209,8 @@ static void test_capture_from_other_connection(void **state)
                                   0, 0, 0),
                      SQLITE_OK);
     /* Identity columns are guarded in the database itself. */
-    assert_int_not_equal(sqlite3_exec(shell, "UPDATE organisations SET region = 'mirzapur'", 0,
-                                      0, 0),
-                         SQLITE_OK);
+    assert_int_not_equal(
+        sqlite3_exec(shell, "UPDATE organisations SET region = 'mirzapur'", 0, 0, 0), SQLITE_OK);
     /* CHECK constraints hold for the shell too. */
     assert_int_not_equal(sqlite3_exec(shell,
                                       "INSERT INTO organisations(id, region, name, kind) "
@@ -241,8 +240,7 @@ static void test_dropped_trigger_is_restored(void **state)
     assert_int_equal(sg_store_open(&f->st, f->path, "bundelkhand", "region", &err), 0);
     json_decref(create(f, "members", "{\"name\":\"Sita\",\"kind\":\"entrepreneur\"}"));
     assert_int_equal(
-        query_int(sg_store_db(f->st), "SELECT count(*) FROM sg_changes WHERE tbl = 'members'"),
-        1);
+        query_int(sg_store_db(f->st), "SELECT count(*) FROM sg_changes WHERE tbl = 'members'"), 1);
 }
 
 static void test_identity_and_version_checks(void **state)

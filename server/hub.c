@@ -1,0 +1,481 @@
+/*
+ * hub.c - the hub's replication sessions; see hub.h and PROTOCOL.md 7.4.
+ *
+ * A session's states: AWAIT_HELLO -> STREAMING <-> SNAPSHOT, and nothing else is accepted in
+ * each; the transition table is `allowed` below and every move goes through sess_move(). A batch
+ * is acknowledged only after apply.c committed it together with the cursor, so an ACK the region
+ * receives is a promise the hub keeps across a crash.
+ */
+#include "hub.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "apply.h"
+#include "link.h"
+#include "log.h"
+#include "sangam/batch.h"
+#include "sangam/frame.h"
+#include "tls.h"
+
+enum sess_state { S_AWAIT_HELLO, S_STREAMING, S_SNAPSHOT, S_CLOSED };
+
+typedef struct sess sess;
+
+struct sg_hub {
+    uv_loop_t *loop;      /* borrowed */
+    sg_store *st;         /* borrowed */
+    sg_tls_ctx *tls;      /* owned */
+    uv_tcp_t listener;    /* closed by sg_hub_stop */
+    const sg_config *cfg; /* borrowed */
+    sess *sessions;       /* live sessions */
+    int nlinks;           /* links open (sessions) */
+    int stopping;
+    int listener_open;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+struct sess {
+    sg_hub *hub;
+    sg_link *link;
+    enum sess_state state;
+    char region[SG_REGION_MAX + 1];  /* set by a valid HELLO */
+    uint64_t snapshot_seq;           /* SNAPSHOT: the seq it reflects */
+    uint64_t snapshot_rows;          /* SNAPSHOT: synthetic seqs received so far (1..N) */
+    uint64_t region_seq, region_hlc; /* the region's head, from its STATUS */
+    uint64_t batches;                /* batches applied in this session */
+    sess *next, *prev;
+};
+
+/* Which messages each state accepts (PROTOCOL.md 7.4). */
+static int allowed(enum sess_state s, int type)
+{
+    switch (s) {
+    case S_AWAIT_HELLO:
+        return type == SG_MSG_HELLO || type == SG_MSG_BYE || type == SG_MSG_ERROR;
+    case S_STREAMING:
+        return type == SG_MSG_BATCH || type == SG_MSG_SNAPSHOT_BEGIN || type == SG_MSG_STATUS ||
+               type == SG_MSG_BYE || type == SG_MSG_ERROR;
+    case S_SNAPSHOT:
+        return type == SG_MSG_BATCH || type == SG_MSG_SNAPSHOT_END || type == SG_MSG_STATUS ||
+               type == SG_MSG_BYE || type == SG_MSG_ERROR;
+    default:
+        return 0;
+    }
+}
+
+static void sess_move(sess *s, enum sess_state to)
+{
+    /* The only moves: HELLO accepted, snapshot begun, snapshot ended, closed. */
+    assert((s->state == S_AWAIT_HELLO && to == S_STREAMING) ||
+           (s->state == S_STREAMING && to == S_SNAPSHOT) ||
+           (s->state == S_SNAPSHOT && to == S_STREAMING) || to == S_CLOSED);
+    s->state = to;
+}
+
+static void maybe_done(sg_hub *hub)
+{
+    if (hub->stopping && !hub->listener_open && hub->nlinks == 0) {
+        sg_tls_ctx_free(hub->tls);
+        if (hub->done)
+            hub->done(hub->done_arg);
+        free(hub);
+    }
+}
+
+static int send_msg(sess *s, sg_msg *m)
+{
+    return sg_link_send(s->link, m);
+}
+
+static void on_hello(sess *s, const sg_msg *m)
+{
+    sg_hub *hub = s->hub;
+    const char *peer = sg_link_peer(s->link);
+    sg_err err = {0};
+    uint64_t cursor = 0;
+    char text[256];
+    sg_msg w;
+
+    if (m->node_len != strlen(peer) || memcmp(m->node, peer, m->node_len) != 0) {
+        snprintf(text, sizeof(text), "HELLO names region '%.*s' but the certificate is region '%s'",
+                 (int)(m->node_len > 63 ? 63 : m->node_len), m->node, peer);
+        sg_log(SG_LOG_WARN, "hello_refused", "region=%s reason=not_authorized", peer);
+        sg_link_fail(s->link, SG_EAUTH, text);
+        return;
+    }
+    if (m->schema != SG_SCHEMA_VERSION && m->schema + 1 != SG_SCHEMA_VERSION) {
+        snprintf(text, sizeof(text),
+                 "schema version %u: this hub (schema %d) accepts regions at %d or %d", m->schema,
+                 SG_SCHEMA_VERSION, SG_SCHEMA_VERSION - 1, SG_SCHEMA_VERSION);
+        sg_link_fail(s->link, SG_EUNSUPPORTED, text);
+        return;
+    }
+    /* One stream per region: a newer connection replaces an older one. */
+    for (sess *o = hub->sessions; o != NULL; o = o->next) {
+        if (o != s && o->state != S_AWAIT_HELLO && o->state != S_CLOSED &&
+            strcmp(o->region, peer) == 0) {
+            sg_log(SG_LOG_WARN, "session_replaced", "region=%s old=%s new=%s", peer,
+                   sg_link_addr(o->link), sg_link_addr(s->link));
+            sess_move(o, S_CLOSED);
+            sg_link_fail(o->link, SG_ECLOSED, "replaced by a newer connection of this region");
+        }
+    }
+    if (sg_apply_note_contact(hub->st, peer, NULL, &err) < 0 ||
+        sg_apply_cursor(&cursor, hub->st, peer, &err) < 0) {
+        sg_log(SG_LOG_ERROR, "hello_failed", "region=%s code=%s", peer, sg_strerror_name(err.code));
+        sg_link_fail(s->link, err.code, err.msg);
+        return;
+    }
+    snprintf(s->region, sizeof(s->region), "%s", peer);
+    memset(&w, 0, sizeof(w));
+    w.type = SG_MSG_WELCOME;
+    w.version = SG_PROTO_VERSION;
+    w.node = sg_store_node_id(hub->st);
+    w.node_len = (uint32_t)strlen(w.node);
+    w.schema = SG_SCHEMA_VERSION;
+    w.seq = cursor;
+    sess_move(s, S_STREAMING);
+    if (send_msg(s, &w) < 0)
+        return;
+    sg_link_keepalive(s->link, (uint64_t)hub->cfg->keepalive_ms);
+    sg_log(SG_LOG_INFO, "region_connected", "region=%s addr=%s cursor=%llu", peer,
+           sg_link_addr(s->link), (unsigned long long)cursor);
+}
+
+static void on_batch(sess *s, const sg_msg *m)
+{
+    sg_batch *b = NULL;
+    sg_err err = {0};
+    sg_apply_result res;
+    sg_msg ack;
+    int rc;
+
+    rc = sg_batch_decode(&b, m->batch, m->batch_len, NULL, &err);
+    if (rc < 0) {
+        sg_log(SG_LOG_WARN, "batch_refused", "region=%s code=%s", s->region, sg_strerror_name(rc));
+        sg_link_fail(s->link, rc, err.msg);
+        return;
+    }
+    if (s->state == S_SNAPSHOT) {
+        /* A snapshot's seqs are its own: 1..N across the whole snapshot, with no gaps. */
+        for (uint32_t i = 0; i < b->nchanges; i++) {
+            if (b->changes[i].seq != s->snapshot_rows + 1) {
+                char text[128];
+                snprintf(text, sizeof(text), "snapshot: expected row %llu next, got %llu",
+                         (unsigned long long)s->snapshot_rows + 1,
+                         (unsigned long long)b->changes[i].seq);
+                sg_batch_free(b);
+                sg_link_fail(s->link, SG_EGAP, text);
+                return;
+            }
+            s->snapshot_rows++;
+        }
+    }
+    rc = sg_apply_batch(&res, s->hub->st, s->region, b, s->state == S_SNAPSHOT, &err);
+    if (rc == 0 && s->state == S_SNAPSHOT)
+        res.cursor = s->snapshot_rows; /* a snapshot batch is acknowledged by its last row */
+    sg_batch_free(b);
+    if (rc < 0) {
+        char q[SG_ERR_MSG_MAX];
+        sg_log(rc == SG_EDB || rc == SG_EFULL || rc == SG_EIO ? SG_LOG_ERROR : SG_LOG_WARN,
+               "batch_refused", "region=%s code=%s reason=%s", s->region, sg_strerror_name(rc),
+               sg_logq(q, sizeof(q), err.msg));
+        sg_link_fail(s->link, rc, err.msg);
+        return;
+    }
+    s->batches++;
+    sg_log(SG_LOG_DEBUG, "batch_applied", "region=%s applied=%u skipped=%u cursor=%llu", s->region,
+           res.applied, res.skipped, (unsigned long long)res.cursor);
+    memset(&ack, 0, sizeof(ack));
+    ack.type = SG_MSG_ACK;
+    ack.seq = res.cursor;
+    send_msg(s, &ack);
+}
+
+static void on_msg(sg_link *l, const sg_msg *m, void *arg)
+{
+    sess *s = arg;
+    sg_err err = {0};
+    sg_msg ack;
+    char text[160];
+
+    (void)l;
+    if (s->state == S_CLOSED)
+        return;
+    if (!allowed(s->state, m->type)) {
+        snprintf(text, sizeof(text), "%s is not allowed %s", sg_msg_name(m->type),
+                 s->state == S_AWAIT_HELLO ? "before HELLO" : "in this state of the session");
+        sg_link_fail(s->link, SG_EPROTO, text);
+        return;
+    }
+    switch (m->type) {
+    case SG_MSG_HELLO:
+        on_hello(s, m);
+        break;
+    case SG_MSG_BATCH:
+        on_batch(s, m);
+        break;
+    case SG_MSG_STATUS:
+        s->region_seq = m->seq;
+        s->region_hlc = m->hlc;
+        break;
+    case SG_MSG_SNAPSHOT_BEGIN: {
+        uint64_t cursor = 0;
+        if (sg_apply_cursor(&cursor, s->hub->st, s->region, &err) < 0) {
+            sg_link_fail(s->link, err.code, err.msg);
+            return;
+        }
+        if (m->seq < cursor) {
+            snprintf(text, sizeof(text),
+                     "snapshot at seq %llu is older than the %llu changes the hub has applied: "
+                     "this region's database needs restoring",
+                     (unsigned long long)m->seq, (unsigned long long)cursor);
+            sg_link_fail(s->link, SG_ECONFLICT, text);
+            return;
+        }
+        if (sg_apply_snapshot_begin(s->hub->st, s->region, m->seq, &err) < 0) {
+            sg_link_fail(s->link, err.code, err.msg);
+            return;
+        }
+        s->snapshot_seq = m->seq;
+        s->snapshot_rows = 0;
+        sess_move(s, S_SNAPSHOT);
+        sg_log(SG_LOG_INFO, "snapshot_begin", "region=%s seq=%llu", s->region,
+               (unsigned long long)m->seq);
+        break;
+    }
+    case SG_MSG_SNAPSHOT_END:
+        if (m->seq != s->snapshot_seq) {
+            sg_link_fail(s->link, SG_EPROTO, "SNAPSHOT_END does not match SNAPSHOT_BEGIN");
+            return;
+        }
+        if (m->count != s->snapshot_rows) {
+            snprintf(text, sizeof(text), "SNAPSHOT_END counts %llu rows but %llu arrived",
+                     (unsigned long long)m->count, (unsigned long long)s->snapshot_rows);
+            sg_link_fail(s->link, SG_EGAP, text);
+            return;
+        }
+        if (sg_apply_snapshot_end(s->hub->st, s->region, m->seq, &err) < 0) {
+            sg_link_fail(s->link, err.code, err.msg);
+            return;
+        }
+        sess_move(s, S_STREAMING);
+        sg_log(SG_LOG_INFO, "snapshot_end", "region=%s seq=%llu rows=%llu", s->region,
+               (unsigned long long)m->seq, (unsigned long long)m->count);
+        memset(&ack, 0, sizeof(ack));
+        ack.type = SG_MSG_ACK;
+        ack.seq = m->seq;
+        send_msg(s, &ack);
+        break;
+    case SG_MSG_ERROR:
+        sg_log(SG_LOG_WARN, "peer_error", "region=%s code=%.*s", s->region[0] ? s->region : "-",
+               (int)m->code_len, m->code);
+        sg_link_close(s->link, SG_ECLOSED, "the region reported an error");
+        break;
+    case SG_MSG_BYE:
+        sg_link_close(s->link, 0, "region said BYE");
+        break;
+    default:
+        break; /* refused by allowed() above; PING and PONG are the link's */
+    }
+}
+
+static void on_open(sg_link *l, void *arg)
+{
+    (void)arg;
+    sg_log(SG_LOG_DEBUG, "tls_open", "region=%s addr=%s", sg_link_peer(l), sg_link_addr(l));
+}
+
+static void on_close(sg_link *l, int code, const char *why, void *arg)
+{
+    sess *s = arg;
+    sg_hub *hub = s->hub;
+    char q[300];
+
+    if (s->region[0] != '\0') {
+        sg_log(code ? SG_LOG_WARN : SG_LOG_INFO, "region_disconnected",
+               "region=%s addr=%s code=%s reason=%s batches=%llu", s->region, sg_link_addr(l),
+               code ? sg_strerror_name(code) : "ok", sg_logq(q, sizeof(q), why),
+               (unsigned long long)s->batches);
+        if (code != 0 && !hub->stopping)
+            sg_apply_note_contact(hub->st, s->region, why, NULL);
+    } else if (code != 0) {
+        sg_log(SG_LOG_WARN, "connection_refused", "addr=%s peer=%s code=%s reason=%s",
+               sg_link_addr(l), sg_link_peer(l)[0] ? sg_link_peer(l) : "-", sg_strerror_name(code),
+               sg_logq(q, sizeof(q), why));
+    }
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        hub->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    free(s);
+    hub->nlinks--;
+    maybe_done(hub);
+}
+
+static const sg_link_cbs hub_cbs = {on_open, on_msg, NULL, on_close};
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    sg_hub *hub = server->data;
+    sess *s;
+    sg_err err = {0};
+
+    if (status < 0) {
+        sg_log(SG_LOG_WARN, "accept_failed", "error=%s", uv_err_name(status));
+        return;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return;
+    s->hub = hub;
+    if (sg_link_accept(&s->link, server, hub->tls, &hub_cbs, s, &err) < 0) {
+        sg_log(SG_LOG_WARN, "accept_failed", "code=%s", sg_strerror_name(err.code));
+        free(s);
+        return;
+    }
+    s->next = hub->sessions;
+    if (hub->sessions)
+        hub->sessions->prev = s;
+    hub->sessions = s;
+    hub->nlinks++;
+    if (hub->stopping || hub->nlinks > SG_HUB_MAX_LINKS) {
+        sg_log(SG_LOG_WARN, "connection_refused", "addr=%s reason=%s", sg_link_addr(s->link),
+               hub->stopping ? "stopping" : "too_many_connections");
+        sess_move(s, S_CLOSED);
+        sg_link_close(s->link, SG_EBUSY, "too many connections");
+    }
+}
+
+static void on_listener_closed(uv_handle_t *h);
+
+int sg_hub_start(sg_hub **out, uv_loop_t *loop, sg_store *st, const sg_config *cfg, sg_err *err)
+{
+    sg_hub *hub;
+    struct sockaddr_storage ss;
+    char host[64];
+    int port, rc;
+
+    *out = NULL;
+    hub = calloc(1, sizeof(*hub));
+    if (hub == NULL)
+        return sg_err_set(err, SG_ENOMEM, "out of memory");
+    hub->loop = loop;
+    hub->st = st;
+    hub->cfg = cfg;
+    rc = sg_tls_ctx_new(&hub->tls, 1, cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err);
+    if (rc < 0)
+        goto free_hub;
+    if (sg_config_split_addr(cfg->listen_address, host, sizeof(host), &port) < 0 ||
+        (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)) {
+        rc = sg_err_set(err, SG_ECONFIG, "[listen] address: '%s' is not an IP address and port",
+                        cfg->listen_address);
+        goto free_tls;
+    }
+    uv_tcp_init(loop, &hub->listener);
+    hub->listener.data = hub;
+    hub->listener_open = 1;
+    rc = uv_tcp_bind(&hub->listener, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&hub->listener, 256, on_connection);
+    if (rc < 0) {
+        sg_err_set(err, SG_EIO, "[listen] address: cannot listen on %s: %s", cfg->listen_address,
+                   uv_strerror(rc));
+        /* Nothing started: the listener's close callback frees the hub once the caller runs
+         * the loop (a handle's memory is freed only in its close callback). */
+        hub->stopping = 1;
+        uv_close((uv_handle_t *)&hub->listener, on_listener_closed);
+        return SG_EIO;
+    }
+    sg_log(SG_LOG_INFO, "listen", "replication=%s tls=1.3 alpn=sangam/1", cfg->listen_address);
+    *out = hub;
+    return 0;
+
+free_tls:
+    sg_tls_ctx_free(hub->tls);
+free_hub:
+    free(hub);
+    return rc;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    sg_hub *hub = h->data;
+    hub->listener_open = 0;
+    maybe_done(hub);
+}
+
+void sg_hub_stop(sg_hub *hub, void (*done)(void *), void *arg)
+{
+    hub->stopping = 1;
+    hub->done = done;
+    hub->done_arg = arg;
+    if (!uv_is_closing((uv_handle_t *)&hub->listener))
+        uv_close((uv_handle_t *)&hub->listener, on_listener_closed);
+    else
+        hub->listener_open = 0;
+    for (sess *s = hub->sessions; s != NULL; s = s->next) {
+        sg_msg bye;
+        memset(&bye, 0, sizeof(bye));
+        bye.type = SG_MSG_BYE;
+        bye.text = "hub shutting down";
+        bye.text_len = (uint32_t)strlen(bye.text);
+        sg_link_send(s->link, &bye);
+        s->state = S_CLOSED;
+        sg_link_close(s->link, 0, "hub shutting down");
+    }
+    maybe_done(hub);
+}
+
+json_t *sg_hub_regions(sg_hub *hub, sg_store *st)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *stmt = NULL;
+    uint64_t now = sg_now_ms();
+
+    if (out == NULL ||
+        sqlite3_prepare_v2(sg_store_db(st),
+                           "SELECT r.region, r.last_seq, r.last_hlc, r.applied, r.last_contact, "
+                           "r.last_error, (SELECT count(*) FROM sg_quarantine q WHERE q.region = "
+                           "r.region AND q.state = 'held') FROM sg_regions r ORDER BY r.region",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return out;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        const char *region = (const char *)sqlite3_column_text(stmt, 0);
+        uint64_t last = (uint64_t)sqlite3_column_int64(stmt, 1);
+        uint64_t last_hlc = (uint64_t)sqlite3_column_int64(stmt, 2);
+        sess *live = NULL;
+        json_t *r;
+        for (sess *s = hub ? hub->sessions : NULL; s != NULL; s = s->next)
+            if (s->state != S_CLOSED && s->state != S_AWAIT_HELLO && strcmp(s->region, region) == 0)
+                live = s;
+        r = json_pack("{s:s, s:b, s:I, s:I, s:s?, s:s?, s:I, s:I}", "region", region, "connected",
+                      live != NULL, "last_seq", (json_int_t)last, "applied",
+                      (json_int_t)sqlite3_column_int64(stmt, 3), "last_contact",
+                      (const char *)sqlite3_column_text(stmt, 4), "last_error",
+                      (const char *)sqlite3_column_text(stmt, 5), "quarantined",
+                      (json_int_t)sqlite3_column_int64(stmt, 6), "data_age_seconds",
+                      (json_int_t)(last_hlc ? (now - (last_hlc >> 16)) / 1000 : 0));
+        if (live != NULL && live->region_seq > 0) {
+            uint64_t lag = live->region_seq > last ? live->region_seq - last : 0;
+            uint64_t head_ms = live->region_hlc >> 16, last_ms = last_hlc >> 16;
+            json_object_set_new(r, "region_seq", json_integer((json_int_t)live->region_seq));
+            json_object_set_new(r, "lag_changes", json_integer((json_int_t)lag));
+            json_object_set_new(
+                r, "lag_seconds",
+                json_real(lag && head_ms > last_ms ? (double)(head_ms - last_ms) / 1000.0 : 0));
+        }
+        json_array_append_new(out, r);
+    }
+    sqlite3_finalize(stmt);
+    return out;
+}

@@ -1,0 +1,30 @@
+/*
+ * hub.h - the hub's replication listener: accepts regions over mutual TLS and runs one session
+ * per connection (PROTOCOL.md 7.4, hub side), applying their batches through apply.c.
+ *
+ * Sessions are independent: a region that is refused, misbehaves or stalls is closed alone; the
+ * loop keeps serving every other region. At most one session per region streams at a time: a new
+ * HELLO from a region replaces its older session (a reconnect that outran dead-link detection).
+ */
+#ifndef SANGAM_HUB_H
+#define SANGAM_HUB_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "config.h"
+#include "store.h"
+
+#define SG_HUB_MAX_LINKS 2048
+
+typedef struct sg_hub sg_hub;
+
+/* Loads the TLS credentials and listens on cfg->listen_address. */
+int sg_hub_start(sg_hub **out, uv_loop_t *loop, sg_store *st, const sg_config *cfg, sg_err *err);
+/* Says BYE to every region, closes every handle, then calls done(arg) and frees the hub. */
+void sg_hub_stop(sg_hub *hub, void (*done)(void *arg), void *arg);
+/* Per-region replication state: [{"region", "connected", "last_seq", "region_seq",
+ * "lag_changes", "lag_seconds", "last_contact", "last_error", "quarantined", ...}]. */
+json_t *sg_hub_regions(sg_hub *hub, sg_store *st);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * tls.h - mutual TLS 1.3 between the hub and its regions, as an engine with no I/O.
+ *
+ * The engine is fed the ciphertext that arrived from the network and hands back the ciphertext
+ * to send; OpenSSL never touches a socket (two memory BIOs, as in h2o and tlsuv). transport.c
+ * owns the socket and moves the bytes. This keeps every TLS decision testable in memory: the
+ * unit tests handshake two engines by passing buffers between them.
+ *
+ * Policy, fixed here rather than configurable, because both ends are ours:
+ *   - TLS 1.3 only; no session tickets or resumption; ALPN "sangam/1" is required.
+ *   - Both sides verify the peer against the coalition CA file alone (never the system store).
+ *   - The server (the hub) requires a client certificate whose extendedKeyUsage allows
+ *     clientAuth; the region it speaks for is the certificate's one DNS subjectAltName.
+ *   - The client (a region) requires a server certificate that allows serverAuth and carries
+ *     the DNS subjectAltName "hub".
+ *
+ * The drain contract: after EVERY call into an engine (feed, feed_eof, handshake, read, write,
+ * shutdown) the caller must drain it - sg_tls_take() and send what it returns - even when the
+ * call failed. Reads produce output too: the alert that ends a failed read, and whatever TLS
+ * 1.3 post-handshake messages OpenSSL decides to answer at once. A failed call usually leaves
+ * an alert that tells the peer why; sending it before closing is what lets the peer report a
+ * useful error.
+ *
+ * After a failure an engine stays failed: every later call returns the same code and message.
+ * The only thing left to do is drain, send, close the socket and sg_tls_free().
+ */
+#ifndef SANGAM_TLS_H
+#define SANGAM_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sangam/error.h"
+
+#define SG_TLS_ALPN "sangam/1"
+#define SG_TLS_HUB  "hub" /* the DNS name a hub's certificate must carry */
+
+typedef struct sg_tls_ctx sg_tls_ctx; /* configuration shared by many connections */
+typedef struct sg_tls sg_tls;         /* one connection */
+
+/* Makes a context for the server (is_server 1: the hub) or client (0: a region) side, trusting
+ * only the certificates in ca_file and presenting cert_file (a PEM chain, leaf first) with
+ * key_file (an unencrypted PEM key). A client may pass NULL for both cert_file and key_file to
+ * present no certificate (the hub will refuse it; useful only for tests and diagnostics). Fails
+ * with SG_ECONFIG and a message naming the file ("[tls] key /x/b.key does not match certificate
+ * /x/b.pem"), SG_EINVAL for a server without a certificate, or SG_ENOMEM. */
+int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const char *cert_file,
+                   const char *key_file, sg_err *err);
+/* Frees a context (NULL-safe). Engines made from it keep their own reference and may outlive it.
+ */
+void sg_tls_ctx_free(sg_tls_ctx *ctx);
+
+/* Makes an engine for one connection, ready for sg_tls_handshake(). SG_ENOMEM or SG_ETLS. */
+int sg_tls_new(sg_tls **out, sg_tls_ctx *ctx, sg_err *err);
+/* Frees an engine (NULL-safe). Sends nothing: call sg_tls_shutdown() and drain first for a
+ * clean close. */
+void sg_tls_free(sg_tls *t);
+
+/* Hands the engine len bytes of ciphertext received from the peer; nothing is decrypted until
+ * the next handshake or read. 0, SG_ENOMEM, or SG_EINVAL after sg_tls_feed_eof(). */
+int sg_tls_feed(sg_tls *t, const void *data, size_t len);
+/* Tells the engine the peer's byte stream has ended. Once the bytes already fed are used up,
+ * reads report the end: SG_ECLOSED if the peer sent close_notify before, otherwise a
+ * truncation error (SG_ETLS), since an attacker can cut a connection but not forge
+ * close_notify. */
+void sg_tls_feed_eof(sg_tls *t);
+
+/* Advances the handshake with what was fed. Returns 1 when it is complete (and at once on every
+ * later call), 0 when it needs more input (drain, send, wait for bytes, feed, call again), or a
+ * negative code with a message a person can act on: SG_EAUTH when a certificate was refused
+ * (by this side or, as the peer's alert says, by the peer), SG_ETLS for anything else (version,
+ * ALPN, malformed input, the stream ending early).
+ *
+ * In TLS 1.3 the client finishes first: its handshake returns 1 before the server has checked
+ * the client's certificate. A refusal by the server then reaches the client as an alert, and
+ * the client's next sg_tls_read() returns it. Bytes that arrived together with the peer's last
+ * handshake flight are kept: call sg_tls_read() after this returns 1, even without new input. */
+int sg_tls_handshake(sg_tls *t, sg_err *err);
+
+/* Decrypts into buf (cap > 0 bytes). Returns 0 with *out_n bytes, where *out_n == 0 means more
+ * input is needed; call again until it gives 0 bytes, as one call returns at most one record.
+ * SG_ECLOSED when the peer sent close_notify (a clean end; this side may still write and
+ * should send its own close_notify with sg_tls_shutdown()). SG_ETLS or SG_EAUTH on error,
+ * including "connection cut without close_notify" once sg_tls_feed_eof() was called.
+ * SG_EINVAL before the handshake completed. */
+int sg_tls_read(sg_tls *t, void *buf, size_t cap, size_t *out_n, sg_err *err);
+
+/* Encrypts all len bytes into the output (memory BIOs never block, so it never returns
+ * partial). SG_EINVAL before the handshake completed, SG_ECLOSED after sg_tls_shutdown(),
+ * SG_ETLS or SG_ENOMEM on error. */
+int sg_tls_write(sg_tls *t, const void *data, size_t len, sg_err *err);
+
+/* Queues close_notify. After it, this side writes nothing more; reading continues until the
+ * peer's close_notify (SG_ECLOSED). A no-op returning 0 when the handshake has not completed or
+ * the engine failed (there is nothing to close cleanly), or when called twice. */
+int sg_tls_shutdown(sg_tls *t);
+
+/* Bytes of ciphertext waiting to be sent. */
+size_t sg_tls_pending(const sg_tls *t);
+/* Moves all waiting ciphertext into a new malloc'd buffer (*out, caller frees, *out_len bytes);
+ * *out is NULL and *out_len 0 when there is none. 0 or SG_ENOMEM (the bytes stay queued). */
+int sg_tls_take(sg_tls *t, char **out, size_t *out_len);
+
+/* The negotiated ALPN protocol ("sangam/1"), or "" before the handshake completed. */
+const char *sg_tls_alpn(const sg_tls *t);
+
+/* Server side, after the handshake: the region the client speaks for, copied into out (cap
+ * bytes, at least SG_REGION_MAX + 1). The client certificate must carry exactly one DNS
+ * subjectAltName and it must be a valid region id other than "hub"; otherwise SG_EAUTH with a
+ * message. SG_EINVAL on the client side or before the handshake. */
+int sg_tls_peer_region(sg_tls *t, char *out, size_t cap, sg_err *err);
+/* The peer certificate's subject as an RFC 2253 string ("CN=bundelkhand,O=..."), or "" before
+ * the handshake completed. Valid until sg_tls_free(). */
+const char *sg_tls_peer_subject(const sg_tls *t);
+/* The peer certificate's notAfter as Unix time (for status pages), or -1 before the handshake
+ * completed. */
+int64_t sg_tls_peer_not_after(const sg_tls *t);
+
+#endif
