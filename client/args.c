@@ -35,6 +35,10 @@ static const args_opt since_opts[] = {
     {"since", ARGS_SINCE, NULL, 1, "SEQ", "changes after sequence number SEQ (default 0)"},
     {"limit", ARGS_LIMIT, NULL, 1, "N", "at most N changes (default: all)"},
 };
+static const args_opt quarantine_opts[] = {
+    {"region", ARGS_REGION, NULL, 1, "REGION", "only changes from region REGION"},
+    {"state", ARGS_STATE, NULL, 1, "STATE", "held, applied or discarded (list; default: all)"},
+};
 static const args_opt common_opts[] = {
     {"json", ARGS_JSON, NULL, 0, NULL, "print the node's JSON answer (pretty)"},
     {"node", ARGS_NODE, NULL, 1, "PATH|URL",
@@ -105,6 +109,9 @@ static void build_opts(args *a, const cli_command *cmd)
             add_opt(a, &list_opts[i]);
     if (cmd->opts & CLI_OPT_DRY_RUN)
         add_opt(a, &dry_run_opt);
+    if (cmd->opts & CLI_OPT_QUARANTINE)
+        for (size_t i = 0; i < NELEM(quarantine_opts); i++)
+            add_opt(a, &quarantine_opts[i]);
     if (cmd->opts & CLI_OPT_SINCE)
         for (size_t i = 0; i < NELEM(since_opts); i++)
             add_opt(a, &since_opts[i]);

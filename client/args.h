@@ -33,6 +33,7 @@ typedef enum args_id {
     ARGS_ALL,
     ARGS_DRY_RUN,
     ARGS_SINCE,
+    ARGS_STATE,
 } args_id;
 
 typedef struct args_opt {

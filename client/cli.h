@@ -43,9 +43,10 @@ typedef enum cli_fields {
 
 /* Extra (non-field) options a command accepts; --help, --json and --node are always accepted. */
 enum {
-    CLI_OPT_LIST = 1 << 0,    /* --q --from --to --region --limit --after --all */
-    CLI_OPT_DRY_RUN = 1 << 1, /* --dry-run */
-    CLI_OPT_SINCE = 1 << 2,   /* --since SEQ and --limit N (change log) */
+    CLI_OPT_LIST = 1 << 0,       /* --q --from --to --region --limit --after --all */
+    CLI_OPT_DRY_RUN = 1 << 1,    /* --dry-run */
+    CLI_OPT_SINCE = 1 << 2,      /* --since SEQ and --limit N (change log) */
+    CLI_OPT_QUARANTINE = 1 << 3, /* --region R and --state S (the hub's quarantine) */
 };
 
 struct args;

@@ -16,6 +16,7 @@
 
 #include "args.h"
 #include "changelog.h"
+#include "replication.h"
 #include "cli.h"
 #include "http.h"
 #include "import.h"
@@ -106,6 +107,7 @@ static int cmd_status(cli_ctx *ctx, const cli_command *cmd, const args *a)
         printf("  %-13s %s\n", key, sbuf_str(&b));
         sbuf_free(&b);
     }
+    replication_print_status(st);
     json_decref(st);
     return CLI_EXIT_OK;
 }
@@ -443,6 +445,21 @@ const cli_command cli_commands[] = {
      "list issues", LIST_DETAILS " --from and --to apply to the date opened."},
     {"issue", "show", "issues", CLI_FIELDS_NONE, NULL, 0, "ID", 1, 1, cmd_show,
      "show one issue with its history", NULL},
+
+    {"hub", "regions", NULL, CLI_FIELDS_NONE, NULL, 0, "", 0, 0, replication_regions,
+     "on the hub: each region's connection, applied seq, lag and quarantined changes",
+     "Lag is known while a region is connected (it reports its head)."},
+    {"quarantine", "list", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_QUARANTINE, "", 0, 0,
+     replication_quarantine_list, "on the hub: changes refused from regions, with the reason",
+     "A refused batch is held whole; its region cannot stream past it until an operator\n"
+     "retries it (after fixing the cause) or discards it."},
+    {"quarantine", "retry", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_QUARANTINE, "", 0, 0,
+     replication_quarantine_act, "on the hub: apply a region's held changes again",
+     "Needs --region. On success the region's cursor moves past them."},
+    {"quarantine", "discard", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_QUARANTINE, "", 0, 0,
+     replication_quarantine_act, "on the hub: drop a region's held changes and let it go on",
+     "Needs --region. The changes stay in the region's own database; the hub never gets\n"
+     "them. The quarantine keeps them, marked discarded, for the record."},
 
     {NULL, "log", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_SINCE, "", 0, 0, changelog_run,
      "print the change log, one line per change: seq, time, op, table, id, data",

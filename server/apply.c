@@ -230,10 +230,14 @@ static int one_change(sg_store *st, const char *region, const sg_change *c, int 
         return 0; /* already gone: deleting is idempotent */
 
     /* The hub's clock never runs behind a change it applies (HLC receive rule). */
-    rc = store_stmt(st, "UPDATE sg_node SET hlc = max(hlc, ?)", &stmt, err);
+    rc = store_stmt(st, "UPDATE sg_node SET hlc = max(hlc, ?), applying_seq = ?", &stmt, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)(c->hlc & INT64_MAX));
+    if (snapshot)
+        sqlite3_bind_null(stmt, 2); /* synthetic seqs are not the region's */
+    else
+        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)c->seq);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     if (rc != SQLITE_DONE)
@@ -362,7 +366,7 @@ rollback:
 static int set_applying(sg_store *st, const char *region, sg_err *err)
 {
     sqlite3_stmt *stmt;
-    int rc = store_stmt(st, "UPDATE sg_node SET applying = ?", &stmt, err);
+    int rc = store_stmt(st, "UPDATE sg_node SET applying = ?, applying_seq = NULL", &stmt, err);
     if (rc < 0)
         return rc;
     if (region)

@@ -15,8 +15,9 @@ CREATE TABLE sg_node (
     id       TEXT NOT NULL,            -- this node's region id (or 'hub')
     role     TEXT NOT NULL CHECK (role IN ('region', 'hub')),
     hlc      INTEGER NOT NULL DEFAULT 0, -- last hybrid logical clock value handed out
-    applying TEXT                      -- while replication applies a region's changes: that
+    applying TEXT,                     -- while replication applies a region's changes: that
                                        -- region, which the triggers record as the origin
+    applying_seq INTEGER               -- and the region's seq of the change being applied
 ) STRICT;
 
 -- Hub: replication state per region. last_seq is the cursor: every change of that region up to
@@ -71,6 +72,8 @@ CREATE TABLE sg_changes (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     hlc     INTEGER NOT NULL,
     origin  TEXT NOT NULL,
+    origin_seq INTEGER,                -- hub: the origin's seq of an applied change (NULL for
+                                       -- this node's own writes), so replays can be audited
     tbl     TEXT NOT NULL,
     pk      TEXT NOT NULL,
     op      TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),

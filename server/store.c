@@ -250,12 +250,13 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
              t, t, t);
     sb_add(&b, line);
 
-    snprintf(line, sizeof(line),
-             "CREATE TRIGGER sg_%s_insert AFTER INSERT ON %s BEGIN "
-             "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
-             "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
-             "SELECT hlc, coalesce(applying, id), '%s', NEW.id, 'insert', json_object(",
-             t, t, t);
+    snprintf(
+        line, sizeof(line),
+        "CREATE TRIGGER sg_%s_insert AFTER INSERT ON %s BEGIN "
+        "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
+        "INSERT INTO sg_changes(hlc, origin, origin_seq, tbl, pk, op, data) "
+        "SELECT hlc, coalesce(applying, id), applying_seq, '%s', NEW.id, 'insert', json_object(",
+        t, t, t);
     sb_add(&b, line);
     for (int i = 0, first = 1; i < n; i++) {
         if (strcmp(cols[i], "id") == 0)
@@ -274,8 +275,8 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
     }
     snprintf(line, sizeof(line),
              " BEGIN UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
-             "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
-             "SELECT hlc, coalesce(applying, id), '%s', NEW.id, 'update', "
+             "INSERT INTO sg_changes(hlc, origin, origin_seq, tbl, pk, op, data) "
+             "SELECT hlc, coalesce(applying, id), applying_seq, '%s', NEW.id, 'update', "
              "(SELECT json_group_object(k, v) FROM (",
              t);
     sb_add(&b, line);
@@ -292,8 +293,9 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
     snprintf(line, sizeof(line),
              "CREATE TRIGGER sg_%s_delete AFTER DELETE ON %s BEGIN "
              "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
-             "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
-             "SELECT hlc, coalesce(applying, id), '%s', OLD.id, 'delete', NULL FROM sg_node; "
+             "INSERT INTO sg_changes(hlc, origin, origin_seq, tbl, pk, op, data) "
+             "SELECT hlc, coalesce(applying, id), applying_seq, '%s', OLD.id, 'delete', NULL FROM "
+             "sg_node; "
              "END;",
              t, t, t);
     sb_add(&b, line);

@@ -50,6 +50,7 @@ struct sg_uplink {
     int gai_pending;
     uv_timer_t retry;    /* backoff before the next attempt */
     uv_timer_t kick;     /* coalesces wake-ups into one pump */
+    int rechecks;        /* further pumps the kick timer owes a WAL change */
     uv_timer_t poll;     /* safety-net wake-up, pruning, status */
     uv_fs_event_t watch; /* writes by other processes (WAL file) */
     int watching;
@@ -118,6 +119,11 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_done(u);
 }
 
+static void on_retry(uv_timer_t *t)
+{
+    attempt(t->data);
+}
+
 static void schedule_retry(sg_uplink *u)
 {
     uint64_t hi = (uint64_t)u->cfg->reconnect_max_ms;
@@ -134,7 +140,7 @@ static void schedule_retry(sg_uplink *u)
     if (u->state != U_BACKOFF)
         up_move(u, U_BACKOFF);
     u->next_attempt = uv_now(u->loop) + delay;
-    uv_timer_start(&u->retry, (uv_timer_cb)attempt, delay, 0);
+    uv_timer_start(&u->retry, on_retry, delay, 0);
 }
 
 static int send_simple(sg_uplink *u, sg_msg_type type, uint64_t seq, uint64_t count)
@@ -256,7 +262,12 @@ static void pump(sg_uplink *u)
 
 static void on_kick(uv_timer_t *t)
 {
-    pump(t->data);
+    sg_uplink *u = t->data;
+    pump(u);
+    if (u->rechecks > 0) {
+        u->rechecks--;
+        uv_timer_start(&u->kick, on_kick, 40, 0);
+    }
 }
 
 void sg_uplink_notify(sg_uplink *u)
@@ -269,10 +280,17 @@ void sg_uplink_notify(sg_uplink *u)
 
 static void on_watch(uv_fs_event_t *h, const char *name, int events, int status)
 {
+    sg_uplink *u = h->data;
     (void)name;
     (void)events;
     (void)status;
-    sg_uplink_notify(h->data);
+    /* Another process wrote the WAL. Its commit becomes visible to readers only when it also
+     * updates the shared-memory index, which inotify does not report (mmap), so look a few
+     * times over the next ~200 ms rather than once. */
+    if (u->state != U_STREAMING && u->state != U_SNAPSHOT)
+        return;
+    u->rechecks = 4;
+    uv_timer_start(&u->kick, on_kick, 10, 0);
 }
 
 static void on_welcome(sg_uplink *u, const sg_msg *m)
@@ -307,7 +325,7 @@ static void on_welcome(sg_uplink *u, const sg_msg *m)
     u->inflight = 0;
     u->head = 0;
     u->snap_pending = 0;
-    u->last_status = 0;
+    u->last_status = UINT64_MAX; /* the first STATUS always goes out */
     u->attempts = 0;
     u->refused = 0;
     u->last_error[0] = '\0';

@@ -91,7 +91,7 @@ static void check_payload(const uint8_t *p, size_t len)
             require(m.type == 0);
         return;
     }
-    require(m.type >= SG_MSG_HELLO && m.type <= SG_MSG_SNAPSHOT_END);
+    require(m.type >= SG_MSG_HELLO && m.type <= SG_MSG_STATUS);
     check_round_trip(&m);
     if (m.type == SG_MSG_BATCH) {
         require(m.batch == p + 2 && m.batch_len == len - 2);

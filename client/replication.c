@@ -1,0 +1,185 @@
+/*
+ * replication.c - replication commands and status lines of the CLI; see replication.h.
+ * Everything here reads the node's JSON answers (docs/API.md); nothing is computed locally that
+ * the node did not say, so the CLI and the API never disagree.
+ */
+#include "replication.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+#include "sbuf.h"
+#include "table.h"
+
+static const char *str_or(const json_t *o, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : dflt;
+}
+
+static long long int_of(const json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+void replication_print_status(const json_t *status)
+{
+    const json_t *r = json_object_get(status, "replication");
+    const json_t *regions = json_object_get(status, "regions");
+
+    if (r != NULL) {
+        const char *state = str_or(r, "state", "?");
+        printf("replication:\n");
+        if (strcmp(state, "standalone") == 0) {
+            printf("  %-13s standalone (no [hub] address in the config)\n", "state");
+            return;
+        }
+        printf("  %-13s %s\n", "hub", str_or(r, "hub", "?"));
+        printf("  %-13s %s%s\n", "state", state,
+               json_is_true(json_object_get(r, "connected")) ? " (connected)" : " (not connected)");
+        if (json_object_get(r, "connected_since") &&
+            !json_is_null(json_object_get(r, "connected_since")))
+            printf("  %-13s %s\n", "since", str_or(r, "connected_since", ""));
+        printf("  %-13s %lld\n", "local seq", int_of(r, "local_seq"));
+        printf("  %-13s %lld\n", "hub acked", int_of(r, "acked_seq"));
+        printf("  %-13s %lld\n", "pending", int_of(r, "pending"));
+        if (json_object_get(r, "next_attempt_in_ms"))
+            printf("  %-13s in %.1f s\n", "next attempt",
+                   (double)int_of(r, "next_attempt_in_ms") / 1000.0);
+        printf("  %-13s %s\n", "last error", str_or(r, "last_error", "-"));
+    }
+    if (json_is_array(regions)) {
+        size_t i;
+        json_t *g;
+        printf("regions:\n");
+        if (json_array_size(regions) == 0)
+            printf("  (none has connected yet)\n");
+        json_array_foreach(regions, i, g)
+        {
+            printf("  %-14s %-13s applied seq %-8lld", str_or(g, "region", "?"),
+                   json_is_true(json_object_get(g, "connected")) ? "connected" : "disconnected",
+                   int_of(g, "last_seq"));
+            if (json_object_get(g, "lag_changes"))
+                printf(" lag %lld changes / %.1f s", int_of(g, "lag_changes"),
+                       json_number_value(json_object_get(g, "lag_seconds")));
+            if (int_of(g, "quarantined") > 0)
+                printf(" QUARANTINED %lld", int_of(g, "quarantined"));
+            printf("\n");
+            if (!json_is_null(json_object_get(g, "last_error")) && json_object_get(g, "last_error"))
+                printf("  %-14s last error: %s\n", "", str_or(g, "last_error", ""));
+        }
+    }
+}
+
+/* sangam hub regions: GET /v1/regions. */
+int replication_regions(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    json_t *res = NULL, *items, *g;
+    size_t i;
+    int ret = http_json(ctx->http, "GET", "/v1/regions", NULL, &res);
+
+    (void)cmd;
+    (void)a;
+    if (ret != CLI_EXIT_OK)
+        return ret;
+    if (ctx->json) {
+        table_json(stdout, res);
+        json_decref(res);
+        return CLI_EXIT_OK;
+    }
+    items = json_object_get(res, "items");
+    printf("%-16s %-12s %10s %10s %12s %9s %11s  %s\n", "REGION", "STATE", "APPLIED", "REGION",
+           "LAG", "LAG(s)", "QUARANTINED", "LAST CONTACT");
+    json_array_foreach(items, i, g)
+    {
+        char lag[24] = "-", lags[24] = "-", head[24] = "-";
+        if (json_object_get(g, "region_seq")) {
+            snprintf(head, sizeof(head), "%lld", int_of(g, "region_seq"));
+            snprintf(lag, sizeof(lag), "%lld", int_of(g, "lag_changes"));
+            snprintf(lags, sizeof(lags), "%.1f",
+                     json_number_value(json_object_get(g, "lag_seconds")));
+        }
+        printf("%-16s %-12s %10lld %10s %12s %9s %11lld  %s\n", str_or(g, "region", "?"),
+               json_is_true(json_object_get(g, "connected")) ? "connected" : "disconnected",
+               int_of(g, "last_seq"), head, lag, lags, int_of(g, "quarantined"),
+               str_or(g, "last_contact", "-"));
+        if (json_string_value(json_object_get(g, "last_error")))
+            printf("%-16s last error: %s\n", "", str_or(g, "last_error", ""));
+    }
+    printf("%zu region(s)\n", json_array_size(items));
+    json_decref(res);
+    return CLI_EXIT_OK;
+}
+
+/* sangam quarantine list [--region R] [--state S]: GET /v1/quarantine. */
+int replication_quarantine_list(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    json_t *res = NULL, *items, *q;
+    sbuf path;
+    size_t i;
+    int ret;
+
+    (void)cmd;
+    sbuf_init(&path);
+    sbuf_add(&path, "/v1/quarantine");
+    if (args_get(a, ARGS_REGION))
+        http_query_add(&path, "region", args_get(a, ARGS_REGION));
+    if (args_get(a, ARGS_STATE))
+        http_query_add(&path, "state", args_get(a, ARGS_STATE));
+    ret = http_json(ctx->http, "GET", sbuf_str(&path), NULL, &res);
+    sbuf_free(&path);
+    if (ret != CLI_EXIT_OK)
+        return ret;
+    if (ctx->json) {
+        table_json(stdout, res);
+        json_decref(res);
+        return CLI_EXIT_OK;
+    }
+    items = json_object_get(res, "items");
+    printf("%-14s %8s %-9s %-7s %-14s %-26s  %s\n", "REGION", "SEQ", "STATE", "OP", "TABLE", "ID",
+           "REASON");
+    json_array_foreach(items, i, q)
+    {
+        printf("%-14s %8lld %-9s %-7s %-14s %-26s  %s\n", str_or(q, "region", "?"),
+               int_of(q, "seq"), str_or(q, "state", "?"), str_or(q, "op", "?"),
+               str_or(q, "table", "?"), str_or(q, "pk", "?"), str_or(q, "reason", ""));
+    }
+    printf("%zu change(s)\n", json_array_size(items));
+    json_decref(res);
+    return CLI_EXIT_OK;
+}
+
+/* sangam quarantine retry|discard --region R: POST /v1/quarantine/ACTION. */
+int replication_quarantine_act(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    const char *region = args_get(a, ARGS_REGION);
+    json_t *body, *res = NULL;
+    sbuf path;
+    int ret;
+
+    if (region == NULL) {
+        fprintf(stderr, "sangam: quarantine %s: missing --region REGION; see --help\n", cmd->verb);
+        return CLI_EXIT_USAGE;
+    }
+    if (args_get(a, ARGS_STATE) != NULL) {
+        fprintf(stderr, "sangam: quarantine %s: --state applies to list only\n", cmd->verb);
+        return CLI_EXIT_USAGE;
+    }
+    body = json_pack("{s:s}", "region", region);
+    sbuf_init(&path);
+    sbuf_add(&path, "/v1/quarantine/");
+    sbuf_add(&path, cmd->verb);
+    ret = http_json(ctx->http, "POST", sbuf_str(&path), body, &res);
+    sbuf_free(&path);
+    json_decref(body);
+    if (ret != CLI_EXIT_OK)
+        return ret;
+    if (ctx->json)
+        table_json(stdout, res);
+    else
+        printf("%s: %lld change(s) %s\n", region, int_of(res, "changes"),
+               strcmp(cmd->verb, "retry") == 0 ? "applied" : "discarded; the region streams on");
+    json_decref(res);
+    return CLI_EXIT_OK;
+}
