@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
-# deploy/demo.sh - the README's "run it" command. On a fresh Debian 12 machine: installs the
-# packages, builds, starts two regional nodes (Bundelkhand and Mirzapur) on Unix sockets under
-# ./demo/, fills them with sample data through the real CLI, shows what each node recorded and its
-# change log, and keeps the nodes running until Ctrl-C (or exits at once with --no-wait).
+# deploy/demo.sh - the README's "run it" command: a demo federation on this machine.
 #
-# The hub, which aggregates the regions over mutual TLS, arrives with replication (issue 3); then
-# this script starts it too.
+# On a fresh Debian 12 machine it installs the packages it needs, builds, makes a test CA and
+# certificates, starts a hub and two regional nodes (Bundelkhand and Mirzapur) on 127.0.0.1,
+# fills the regions with sample data through the real CLI (about 5,000 entrepreneurs, 90
+# stakeholder representatives, sessions with attendance, issues in every state), waits until
+# the hub has caught up, and prints the consolidated counts per region. Ctrl-C stops everything
+# it started; configs, databases and logs stay in the demo directory for inspection.
+#
+# Usage: deploy/demo.sh [--dir DIR] [--port PORT] [--no-wait] [--help]
+#   --dir DIR    where configs, databases, certificates and logs go (default ./demo)
+#   --port PORT  the hub's replication port on 127.0.0.1 (default 17400)
+#   --no-wait    stop everything and exit once the summary is printed (for scripts and tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+DEMO=$ROOT/demo
+PORT=17400
 WAIT=1
-for a in "$@"; do
-  case $a in
-    --no-wait) WAIT=0 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "demo.sh: unknown option $a (try --help)" >&2; exit 2 ;;
+while (($#)); do
+  case $1 in
+    --dir) DEMO=$(realpath -m "${2:?--dir needs a directory}"); shift 2 ;;
+    --port) PORT=${2:?--port needs a number}; shift 2 ;;
+    --no-wait) WAIT=0; shift ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
+[[ $PORT =~ ^[0-9]+$ ]] || { echo "demo.sh: --port needs a number" >&2; exit 2; }
 
 source deploy/deps.sh
 sangam_install_deps
@@ -25,94 +36,180 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" --target sangamd sangam >/dev/null
 SANGAMD=$ROOT/build/server/sangamd
 SANGAM=$ROOT/build/client/sangam
+mkdir -p "$DEMO"
 
-DEMO=$ROOT/demo
 pids=()
 stop() {
+  local p
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap stop EXIT
-trap 'exit 130' INT TERM
+trap 'echo; echo "==> stopping"; exit 130' INT TERM
 
-start_region() { # start_region ID
-  local id=$1 dir=$DEMO/$1
-  mkdir -p "$dir"
-  if [ -S "$dir/node.sock" ] && "$SANGAM" --node "$dir/node.sock" status >/dev/null 2>&1; then
-    echo "demo.sh: a node is already serving $dir/node.sock; stop it first" >&2; exit 1
+echo "==> certificates (test CA) in $DEMO/pki"
+deploy/make-test-pki.sh "$DEMO/pki" hub bundelkhand mirzapur >/dev/null
+
+write_config() { # write_config NAME ROLE
+  local name=$1 role=$2
+  {
+    printf '[node]\nrole = %s\nid = %s\ndb = %s.db\n[api]\nsocket = %s.sock\n' \
+      "$role" "$name" "$name" "$name"
+    if [ "$role" = hub ]; then
+      printf '[listen]\naddress = 127.0.0.1:%s\n' "$PORT"
+    else
+      printf '[hub]\naddress = 127.0.0.1:%s\n' "$PORT"
+    fi
+    printf '[tls]\nca = pki/ca.pem\ncert = pki/%s.pem\nkey = pki/%s.key\n' "$name" "$name"
+  } >"$DEMO/$name.ini"
+}
+
+start_node() { # start_node NAME
+  local name=$1
+  if [ -S "$DEMO/$name.sock" ] && "$SANGAM" --node "$DEMO/$name.sock" status >/dev/null 2>&1; then
+    echo "demo.sh: a node is already serving $DEMO/$name.sock; stop it first" >&2; exit 1
   fi
-  cat >"$dir/node.ini" <<INI
-[node]
-role = region
-id = $id
-db = $id.db
-[api]
-socket = node.sock
-INI
-  "$SANGAMD" --config "$dir/node.ini" 2>>"$dir/node.log" &
+  "$SANGAMD" --config "$DEMO/$name.ini" 2>>"$DEMO/$name.log" &
   pids+=($!)
-  for _ in $(seq 100); do [ -S "$dir/node.sock" ] && return 0; sleep 0.05; done
-  echo "demo.sh: node $id did not start; see $dir/node.log" >&2; tail -5 "$dir/node.log" >&2; exit 1
+  for _ in $(seq 100); do
+    [ -S "$DEMO/$name.sock" ] && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "demo.sh: $name did not start; the end of $DEMO/$name.log:" >&2
+  tail -5 "$DEMO/$name.log" >&2
+  exit 1
 }
 
 # json_num KEY: the first integer value of "KEY" in the JSON on stdin.
 json_num() { grep -o "\"$1\": *[0-9]*" | head -1 | grep -o '[0-9]*$'; }
 
-load_region() { # load_region ID MEMBERS SEED DISTRICT
-  local id=$1 n=$2 seed=$3 district=$4
-  local s=(--node "$DEMO/$id/node.sock")
-  if [ "$("$SANGAM" "${s[@]}" --json status | json_num members)" != 0 ]; then
-    echo "==> $id already has data (remove $DEMO to start afresh)"; return 0
-  fi
-  echo "==> loading sample data into $id"
-  local dic bank rseti ngo rep staff sess issue
-  dic=$("$SANGAM" "${s[@]}" org add --name "District Industries Centre $district" --kind government --district "$district")
-  bank=$("$SANGAM" "${s[@]}" org add --name "State Bank of India, $district" --kind financial --district "$district")
-  rseti=$("$SANGAM" "${s[@]}" org add --name "RSETI $district" --kind training --district "$district")
-  ngo=$("$SANGAM" "${s[@]}" org add --name "Gramin Vikas Samiti" --kind civil_society --district "$district")
-  rep=$("$SANGAM" "${s[@]}" member add --name "Alok Tiwari" --kind representative --org "$bank" --gender male --district "$district")
-  staff=$("$SANGAM" "${s[@]}" member add --name "Kavita Mishra" --kind staff --gender female --district "$district")
-  deploy/sample-members.sh "$id" "$n" "$seed" >"$DEMO/$id/members.csv"
-  "$SANGAM" "${s[@]}" member import "$DEMO/$id/members.csv"
-  mapfile -t m < <("$SANGAM" "${s[@]}" --json member list --kind entrepreneur --limit 12 |
-    grep -o '"id": *"[0-9A-Z]*"' | grep -o '[0-9A-Z]\{26\}')
-  sess=$("$SANGAM" "${s[@]}" session add --kind training --title "Book-keeping for small dairies" --date 2026-11-10 --place "$district")
-  "$SANGAM" "${s[@]}" session attend "$sess" "${m[@]:0:8}" "$rep" >/dev/null
-  "$SANGAM" "${s[@]}" session add --kind radio_show --title "Kisan Vani: credit schemes" --date 2026-11-18 --place "AIR $district" >/dev/null
-  issue=$("$SANGAM" "${s[@]}" issue raise --by "${m[0]}" --session "$sess" --category finance --title "Mudra loan application pending for 3 months")
-  "$SANGAM" "${s[@]}" issue update "$issue" --status in_progress --assign "$bank" --note "Forwarded to branch manager" --author "Kavita Mishra" >/dev/null
-  "$SANGAM" "${s[@]}" issue raise --by "${m[1]}" --category market --title "No buyer for handloom stock" --description "Needs a link to the district haat" >/dev/null
-  issue=$("$SANGAM" "${s[@]}" issue raise --by "${m[2]}" --category skills --title "Wants training in packaging")
-  "$SANGAM" "${s[@]}" issue update "$issue" --status resolved --assign "$rseti" --note "Enrolled in RSETI batch of December" --author "Kavita Mishra" >/dev/null
-  : "$dic" "$ngo" "$staff"
+# Stakeholder representatives, 45 a region, as CSV with their organisations' ids.
+reps_csv() { # reps_csv ORG_ID...
+  local -a first=(Alok Vandana Suresh Meera Rakesh Shalini Anand Kiran Deepak Nidhi Sanjay Poonam
+    Manoj Rekha Ashok)
+  local -a last=(Tiwari Srivastava Mishra Dubey Pandey Tripathi Shukla Verma Saxena)
+  local -a orgs=("$@")
+  echo "name,kind,gender,phone,organisation_id"
+  for i in $(seq 0 44); do
+    printf '%s %s,representative,%s,+91 94%08d,%s\n' "${first[i % 15]}" "${last[i % 9]}" \
+      "$([ $((i % 3)) = 0 ] && echo male || echo female)" "$((i * 7919 + 1000))" \
+      "${orgs[i % ${#orgs[@]}]}"
+  done
 }
 
-start_region bundelkhand
-start_region mirzapur
-load_region bundelkhand 300 11 Jhansi
-load_region mirzapur 200 23 Mirzapur
+load_region() { # load_region ID ENTREPRENEURS SEED DISTRICT
+  local id=$1 n=$2 seed=$3 district=$4
+  local s=(--node "$DEMO/$id.sock") t0=$SECONDS
+  if [ "$("$SANGAM" "${s[@]}" --json status | json_num members)" != 0 ]; then
+    echo "==> $id already has data (remove $DEMO to start afresh)"
+    return 0
+  fi
+  echo "==> loading sample data into $id"
+  local -a orgs
+  orgs+=("$("$SANGAM" "${s[@]}" org add --name "District Industries Centre, $district" --kind government --district "$district")")
+  orgs+=("$("$SANGAM" "${s[@]}" org add --name "State Bank of India, $district branch" --kind financial --district "$district")")
+  orgs+=("$("$SANGAM" "${s[@]}" org add --name "NABARD $district" --kind financial --district "$district")")
+  orgs+=("$("$SANGAM" "${s[@]}" org add --name "RSETI $district" --kind training --district "$district")")
+  orgs+=("$("$SANGAM" "${s[@]}" org add --name "Bundelkhand University" --kind academic --district "$district")")
+  orgs+=("$("$SANGAM" "${s[@]}" org add --name "Gramin Vikas Samiti" --kind civil_society --district "$district")")
+  "$SANGAM" "${s[@]}" member add --name "Kavita Mishra" --kind staff --gender female --district "$district" >/dev/null
+  reps_csv "${orgs[@]}" >"$DEMO/$id-representatives.csv"
+  "$SANGAM" "${s[@]}" member import "$DEMO/$id-representatives.csv" >/dev/null
+  deploy/sample-members.sh "$id" "$n" "$seed" >"$DEMO/$id-entrepreneurs.csv"
+  "$SANGAM" "${s[@]}" member import "$DEMO/$id-entrepreneurs.csv"
 
-for id in bundelkhand mirzapur; do
-  echo; echo "==> $id: sangam --node demo/$id/node.sock status"
-  "$SANGAM" --node "$DEMO/$id/node.sock" status
-done
-echo; echo "==> bundelkhand: open issues"
-"$SANGAM" --node "$DEMO/bundelkhand/node.sock" issue list
-echo; echo "==> bundelkhand: the last changes in its change log (what replication will ship)"
-seq_now=$("$SANGAM" --node "$DEMO/bundelkhand/node.sock" --json status | json_num seq)
-"$SANGAM" --node "$DEMO/bundelkhand/node.sock" log --since $((seq_now > 5 ? seq_now - 5 : 0))
+  local -a m reps
+  mapfile -t m < <("$SANGAM" "${s[@]}" --json member list --kind entrepreneur --limit 400 |
+    grep -o '"id": *"[0-9A-Z]*"' | grep -o '[0-9A-Z]\{26\}')
+  mapfile -t reps < <("$SANGAM" "${s[@]}" --json member list --kind representative --limit 100 |
+    grep -o '"id": *"[0-9A-Z]*"' | grep -o '[0-9A-Z]\{26\}')
+  local kinds=(training working_session radio_show whatsapp launch field_visit emailer)
+  local titles=("Book-keeping for small dairies" "Monthly working session with banks"
+    "Kisan Vani: credit schemes on air" "WhatsApp clinic: GST registration"
+    "Launch of the handloom cluster" "Field visit to goat-rearing groups"
+    "E-mailer: PMEGP deadlines")
+  local sess k
+  for k in $(seq 0 13); do
+    sess=$("$SANGAM" "${s[@]}" session add --kind "${kinds[k % 7]}" --title "${titles[k % 7]}" \
+      --date "2026-$(printf %02d $((k % 10 + 1)))-$(printf %02d $((k * 2 + 1)))" --place "$district")
+    "$SANGAM" "${s[@]}" session attend "$sess" "${m[@]:$((k * 25)):$((12 + k % 9))}" \
+      "${reps[k % 45]}" >/dev/null
+  done
+  local cats=(finance market skills infrastructure awareness regulation technology other)
+  local problems=("Mudra loan application pending" "No buyer for the season's stock"
+    "Needs training in packaging" "Power cuts stop the looms" "Does not know the PMEGP scheme"
+    "Licence renewal stuck at the office" "Wants a UPI QR code for the shop" "Land dispute")
+  local issue st
+  for k in $(seq 0 39); do
+    issue=$("$SANGAM" "${s[@]}" issue raise --by "${m[k * 7 % ${#m[@]}]}" \
+      --category "${cats[k % 8]}" --title "${problems[k % 8]}")
+    case $((k % 4)) in
+      0) ;; # stays open
+      1) "$SANGAM" "${s[@]}" issue update "$issue" --status in_progress --assign "${orgs[k % 6]}" \
+           --note "Taken up with the ${district} office" --author "Kavita Mishra" >/dev/null ;;
+      2|3) st=$([ $((k % 4)) = 2 ] && echo resolved || echo closed)
+         "$SANGAM" "${s[@]}" issue update "$issue" --status in_progress --assign "${orgs[k % 6]}" \
+           --note "Forwarded" --author "Kavita Mishra" >/dev/null
+         "$SANGAM" "${s[@]}" issue update "$issue" --status "$st" --note "Done at the camp" \
+           --author "Kavita Mishra" >/dev/null ;;
+    esac
+  done
+  echo "    $id loaded in $((SECONDS - t0)) s"
+}
+
+wait_caught_up() { # wait_caught_up ID: until the hub acknowledged everything of region ID
+  local id=$1 st
+  for _ in $(seq 600); do
+    st=$("$SANGAM" --node "$DEMO/$id.sock" --json status)
+    if [ "$(json_num pending <<<"$st")" = 0 ] && grep -q '"connected": *true' <<<"$st"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "demo.sh: $id did not catch up with the hub within 60 s:" >&2
+  "$SANGAM" --node "$DEMO/$id.sock" status >&2
+  exit 1
+}
+
+for n in hub bundelkhand mirzapur; do write_config "$n" "$([ $n = hub ] && echo hub || echo region)"; done
+echo "==> starting the hub (127.0.0.1:$PORT) and two regions; logs in $DEMO/*.log"
+start_node hub
+start_node bundelkhand
+start_node mirzapur
+load_region bundelkhand 2600 11 Jhansi
+load_region mirzapur 2400 23 Mirzapur
+echo "==> waiting for the hub to catch up"
+wait_caught_up bundelkhand
+wait_caught_up mirzapur
+
+echo
+echo "==> the hub's consolidated picture (sangam --node $DEMO/hub.sock hub regions)"
+"$SANGAM" --node "$DEMO/hub.sock" hub regions
+echo
+sqlite3 -header -column "$DEMO/hub.db" "
+  SELECT m.region,
+         sum(m.kind = 'entrepreneur') AS entrepreneurs,
+         sum(m.kind = 'representative') AS representatives,
+         sum(m.kind = 'entrepreneur' AND m.gender = 'female') AS women,
+         (SELECT count(*) FROM sessions s WHERE s.region = m.region) AS sessions,
+         (SELECT count(*) FROM attendance a WHERE a.region = m.region) AS attendance,
+         (SELECT count(*) FROM issues i WHERE i.region = m.region AND i.status IN ('open', 'in_progress')) AS open_issues,
+         (SELECT count(*) FROM issues i WHERE i.region = m.region AND i.status IN ('resolved', 'closed')) AS resolved_issues
+  FROM members m GROUP BY m.region ORDER BY m.region"
 
 cat <<TXT
 
-The nodes are running. Try, in another terminal:
-  export SANGAM_NODE=$DEMO/bundelkhand/node.sock
-  $SANGAM member list --district Jhansi
-  $SANGAM member add --name "Your Name" --kind entrepreneur --gender female
-  $SANGAM log --since $seq_now
-  sqlite3 $DEMO/bundelkhand/bundelkhand.db "SELECT kind, count(*) FROM members GROUP BY kind"
-Logs: $DEMO/*/node.log
+Everything runs on 127.0.0.1. Try, in another terminal:
+  $SANGAM --node $DEMO/bundelkhand.sock status          # a region: replication state, pending
+  $SANGAM --node $DEMO/bundelkhand.sock member add --name "Your Name" --kind entrepreneur
+  $SANGAM --node $DEMO/hub.sock member list --region bundelkhand --q "your"   # ...at the hub
+  $SANGAM --node $DEMO/hub.sock issue list --status open --region mirzapur
+  sqlite3 $DEMO/hub.db "SELECT region, category, count(*) FROM issues GROUP BY 1, 2"
+Stop the hub (kill it, or Ctrl-C here) and the regions keep working; they catch up on return.
+Logs: $DEMO/*.log
 TXT
 if [ "$WAIT" = 1 ]; then
-  echo "Press Ctrl-C to stop the nodes."
+  echo "Press Ctrl-C to stop the hub and the regions."
   wait
 fi

@@ -60,4 +60,10 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     rm -rf "$work"
   done
 fi
+# 6. The README's main command, end to end, in a scratch directory (no waiting at the end).
+say "demo federation (deploy/demo.sh --no-wait)"
+demo_dir=$(mktemp -d)
+deploy/demo.sh --no-wait --dir "$demo_dir" --port $((20000 + RANDOM % 20000)) | tail -12
+rm -rf "$demo_dir"
+
 say "all tests passed"
