@@ -934,6 +934,9 @@ int sg_outbox_snapshot_read(int *out_done, sg_store *rd, const char *region, sg_
                             uint32_t max_changes, size_t max_bytes, sg_batch_enc *enc, sg_err *err)
 {
     uint32_t added = 0;
+    /* Rows carry no clock of their own: they are stamped with the region's clock, which is at
+     * least the HLC of every change that made them. */
+    uint64_t hlc = (uint64_t)sg_store_hlc(rd);
     int rc;
 
     *out_done = 0;
@@ -958,6 +961,7 @@ int sg_outbox_snapshot_read(int *out_done, sg_store *rd, const char *region, sg_
 
             memset(&c, 0, sizeof(c));
             c.seq = pos->synth + 1;
+            c.hlc = hlc;
             c.table = rt->table;
             c.table_len = (uint32_t)strlen(rt->table);
             c.op = SG_OP_INSERT;

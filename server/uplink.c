@@ -508,8 +508,14 @@ static void on_poll(uv_timer_t *t)
     sg_uplink *u = t->data;
     uint64_t now = uv_now(u->loop);
 
+    uint64_t every = (uint64_t)u->cfg->retention_ms < SG_UPLINK_PRUNE_MS
+                         ? (uint64_t)u->cfg->retention_ms
+                         : SG_UPLINK_PRUNE_MS;
+
     sg_uplink_notify(u);
-    if (now - u->last_prune >= SG_UPLINK_PRUNE_MS || u->last_prune == 0) {
+    /* Pruning scans only acknowledged entries (a rowid range), so once a minute is cheap; a
+     * short retention prunes at every poll. */
+    if (now - u->last_prune >= every || u->last_prune == 0) {
         int64_t n = 0;
         sg_err err = {0};
         u->last_prune = now;

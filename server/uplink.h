@@ -19,8 +19,9 @@
 
 #define SG_UPLINK_BACKOFF_MIN_MS 1000 /* first reconnect delay; doubles to [replication] */
                                       /* reconnect_max (default 60 s) */
-#define SG_UPLINK_POLL_MS  5000       /* fallback check for writes the watch missed */
-#define SG_UPLINK_PRUNE_MS (3600 * 1000)
+#define SG_UPLINK_POLL_MS 5000        /* fallback check for writes the watch missed */
+#define SG_UPLINK_PRUNE_MS                                                                         \
+    (60 * 1000) /* prune at most this often; more often for short retention */
 
 typedef struct sg_uplink sg_uplink;
 
