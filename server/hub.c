@@ -303,7 +303,9 @@ static void on_close(sg_link *l, int code, const char *why, void *arg)
                "region=%s addr=%s code=%s reason=%s batches=%llu", s->region, sg_link_addr(l),
                code ? sg_strerror_name(code) : "ok", sg_logq(q, sizeof(q), why),
                (unsigned long long)s->batches);
-        if (code != 0 && !hub->stopping)
+        /* A session closed on purpose (replaced by a newer one, hub stopping) is not the
+         * region's error. */
+        if (code != 0 && !hub->stopping && s->state != S_CLOSED)
             sg_apply_note_contact(hub->st, s->region, why, NULL);
     } else if (code != 0) {
         sg_log(SG_LOG_WARN, "connection_refused", "addr=%s peer=%s code=%s reason=%s",
@@ -430,7 +432,7 @@ void sg_hub_stop(sg_hub *hub, void (*done)(void *), void *arg)
         bye.text = "hub shutting down";
         bye.text_len = (uint32_t)strlen(bye.text);
         sg_link_send(s->link, &bye);
-        s->state = S_CLOSED;
+        sess_move(s, S_CLOSED);
         sg_link_close(s->link, 0, "hub shutting down");
     }
     maybe_done(hub);
