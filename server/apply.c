@@ -737,32 +737,45 @@ free_batch:
 int sg_apply_quarantine_discard(uint32_t *out_n, sg_store *st, const char *region, sg_err *err)
 {
     sqlite3_stmt *stmt;
-    uint64_t upto = 0, cursor = 0;
+    uint64_t upto, cursor = 0;
     int rc;
 
     *out_n = 0;
     rc = sg_store_begin(st, err);
     if (rc < 0)
         return rc;
-    rc = store_stmt(st,
-                    "SELECT count(*), max(seq) FROM sg_quarantine WHERE region = ? AND state = "
-                    "'held'",
-                    &stmt, err);
+    rc = sg_apply_cursor(&cursor, st, region, err);
+    if (rc < 0)
+        goto rollback;
+    /* The cursor moves past the held changes that continue the region's stream (cursor + 1,
+     * + 2, ... with no gap) and no further. Held seqs beyond a gap are not this region's next
+     * changes: a refused batch's later changes were never checked, and a batch refused for its
+     * origin carries another region's numbers. Moving the cursor to them would make the hub
+     * skip the region's real changes up to there as replays (or refuse the region as
+     * "conflict" when its log is shorter). */
+    rc = store_stmt(
+        st, "SELECT seq FROM sg_quarantine WHERE region = ? AND state = 'held' ORDER BY seq", &stmt,
+        err);
     if (rc < 0)
         goto rollback;
     sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-        *out_n = (uint32_t)sqlite3_column_int64(stmt, 0);
-        upto = (uint64_t)sqlite3_column_int64(stmt, 1);
+    upto = cursor;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+        (*out_n)++;
+        if (seq == upto + 1)
+            upto = seq;
     }
     sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE) {
+        rc = store_db_error(st, rc, err, "quarantine");
+        goto rollback;
+    }
     if (*out_n == 0) {
         rc = sg_err_set(err, SG_ENOTFOUND, "region '%s' has no held changes", region);
         goto rollback;
     }
-    rc = mark_held(st, region, "discarded", upto, err);
-    if (rc == 0)
-        rc = sg_apply_cursor(&cursor, st, region, err);
+    rc = mark_held(st, region, "discarded", (uint64_t)INT64_MAX, err);
     if (rc < 0)
         goto rollback;
     if (upto > cursor) {
@@ -896,10 +909,12 @@ int sg_outbox_acked(sg_store *st, uint64_t seq, sg_err *err)
 {
     sqlite3_stmt *stmt;
     char now[32];
-    int rc = store_stmt(st,
-                        "UPDATE sg_uplink SET acked_seq = max(acked_seq, ?), last_contact = ?, "
-                        "last_error = NULL",
-                        &stmt, err);
+    /* Not max(acked_seq, seq): a WELCOME from a hub restored from a backup or rebuilt from
+     * nothing acknowledges less than its predecessor did, and what this hub has not
+     * acknowledged must neither count as replicated nor be pruned (PROTOCOL.md 7.4). Within a
+     * session ACKs only grow (uplink.c checks). */
+    int rc = store_stmt(
+        st, "UPDATE sg_uplink SET acked_seq = ?, last_contact = ?, last_error = NULL", &stmt, err);
     if (rc < 0)
         return rc;
     sg_now_iso(now);

@@ -67,7 +67,8 @@ int sg_outbox_read(uint64_t *out_last, sg_store *st, uint64_t after, uint32_t ma
                    size_t max_bytes, sg_batch_enc *enc, sg_err *err);
 /* The oldest seq still in the change log (0 when the log is empty). */
 int64_t sg_outbox_oldest(sg_store *st);
-/* Records that the hub applied everything up to seq. */
+/* Records the hub's acknowledgement: it has everything up to seq, and (as a WELCOME says)
+ * nothing after it, so seq may be lower than before. */
 int sg_outbox_acked(sg_store *st, uint64_t seq, sg_err *err);
 int64_t sg_outbox_acked_seq(sg_store *st);
 /* Deletes acknowledged log entries older than retention_ms; *out_n is how many. */

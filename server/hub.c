@@ -154,6 +154,7 @@ static void on_batch(sess *s, const sg_msg *m)
     sg_err err = {0};
     sg_apply_result res;
     sg_msg ack;
+    uint64_t last;
     int rc;
 
     rc = sg_batch_decode(&b, m->batch, m->batch_len, NULL, &err);
@@ -178,8 +179,9 @@ static void on_batch(sess *s, const sg_msg *m)
         }
     }
     rc = sg_apply_batch(&res, s->hub->st, s->region, b, s->state == S_SNAPSHOT, &err);
-    if (rc == 0 && s->state == S_SNAPSHOT)
-        res.cursor = s->snapshot_rows; /* a snapshot batch is acknowledged by its last row */
+    /* ACK names the last seq of the BATCH it answers (PROTOCOL.md 7.3.4), even when every
+     * change was a replay below the cursor; a snapshot batch's is its last synthetic seq. */
+    last = b->nchanges ? b->changes[b->nchanges - 1].seq : res.cursor;
     sg_batch_free(b);
     if (rc < 0) {
         char q[SG_ERR_MSG_MAX];
@@ -194,7 +196,7 @@ static void on_batch(sess *s, const sg_msg *m)
            res.applied, res.skipped, (unsigned long long)res.cursor);
     memset(&ack, 0, sizeof(ack));
     ack.type = SG_MSG_ACK;
-    ack.seq = res.cursor;
+    ack.seq = last;
     send_msg(s, &ack);
 }
 
@@ -344,6 +346,7 @@ static void on_connection(uv_stream_t *server, int status)
         free(s);
         return;
     }
+    sg_link_deadline(s->link, 2 * (uint64_t)hub->cfg->keepalive_ms);
     s->next = hub->sessions;
     if (hub->sessions)
         hub->sessions->prev = s;

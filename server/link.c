@@ -39,6 +39,7 @@ struct sg_link {
     size_t queued;             /* ciphertext bytes written but not yet completed */
     int was_busy;              /* busy was reported: call on_drain when below LOW_WATER */
     uint64_t keepalive_ms;     /* 0: off */
+    uint64_t deadline_ms;      /* for the handshake, then for HELLO/WELCOME */
     uint64_t last_rx, last_tx; /* uv_now() of the last frame received / sent */
     uint64_t last_ping;        /* uv_now() of the last PING sent */
     uint64_t nonce;            /* last PING nonce sent */
@@ -400,7 +401,7 @@ static void pump(sg_link *l)
         /* Until the session turns keepalive on (after HELLO/WELCOME), the same deadline bounds
          * a peer that completes TLS and then says nothing. */
         uv_timer_stop(&l->timer);
-        uv_timer_start(&l->timer, on_handshake_timeout, SG_LINK_HANDSHAKE_MS, 0);
+        uv_timer_start(&l->timer, on_handshake_timeout, l->deadline_ms, 0);
         l->last_rx = l->last_tx = uv_now(l->loop);
         if (l->cbs.on_open)
             l->cbs.on_open(l, l->arg);
@@ -461,10 +462,26 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void on_handshake_timeout(uv_timer_t *t)
 {
     sg_link *l = t->data;
-    if (l->state == L_CONNECTING || l->state == L_HANDSHAKE)
-        sg_link_close(l, SG_ETLS, "connection or TLS handshake did not finish within 10 s");
-    else if (l->state == L_OPEN && l->keepalive_ms == 0)
-        sg_link_fail(l, SG_EPROTO, "no HELLO/WELCOME within 10 s of the handshake");
+    char why[96];
+    if (l->state == L_CONNECTING || l->state == L_HANDSHAKE) {
+        snprintf(why, sizeof(why), "connection or TLS handshake did not finish within %llu ms",
+                 (unsigned long long)l->deadline_ms);
+        sg_link_close(l, SG_ETLS, why);
+    } else if (l->state == L_OPEN && l->keepalive_ms == 0) {
+        snprintf(why, sizeof(why), "no HELLO/WELCOME within %llu ms of the handshake",
+                 (unsigned long long)l->deadline_ms);
+        sg_link_fail(l, SG_EPROTO, why);
+    }
+}
+
+void sg_link_deadline(sg_link *l, uint64_t ms)
+{
+    l->deadline_ms = ms;
+    if (l->state == L_CONNECTING || l->state == L_HANDSHAKE ||
+        (l->state == L_OPEN && l->keepalive_ms == 0)) {
+        uv_timer_stop(&l->timer);
+        uv_timer_start(&l->timer, on_handshake_timeout, ms, 0);
+    }
 }
 
 /* Common set-up; the caller closes handles on later failure. */
@@ -490,7 +507,8 @@ static int link_new(sg_link **out, uv_loop_t *loop, sg_tls_ctx *tls, const sg_li
     l->tcp.data = l;
     l->timer.data = l;
     l->handles = 2;
-    uv_timer_start(&l->timer, on_handshake_timeout, SG_LINK_HANDSHAKE_MS, 0);
+    l->deadline_ms = SG_LINK_HANDSHAKE_MS;
+    uv_timer_start(&l->timer, on_handshake_timeout, l->deadline_ms, 0);
     *out = l;
     return 0;
 }

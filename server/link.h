@@ -23,7 +23,7 @@
 #include "sangam/frame.h"
 #include "tls.h"
 
-#define SG_LINK_HANDSHAKE_MS 10000 /* a TLS handshake must finish within this */
+#define SG_LINK_HANDSHAKE_MS 10000 /* default deadline for the handshake and HELLO/WELCOME */
 
 typedef struct sg_link sg_link;
 
@@ -58,6 +58,9 @@ int sg_link_busy(const sg_link *l);
 /* Starts keepalive (PING after interval_ms of sending nothing, dead after 2x of receiving
  * nothing); PINGs from the peer are then answered with PONG by the link itself. */
 void sg_link_keepalive(sg_link *l, uint64_t interval_ms);
+/* Sets the deadline for the TLS handshake and, after it, for HELLO/WELCOME (until
+ * sg_link_keepalive): PROTOCOL.md 7.4 bounds both by twice the keepalive interval. */
+void sg_link_deadline(sg_link *l, uint64_t ms);
 /* Server side: the region id of the peer's certificate ("" before on_open). */
 const char *sg_link_peer(const sg_link *l);
 /* "ip:port" of the peer, for logs. */

@@ -67,6 +67,7 @@ struct sg_uplink {
     int snap_open;           /* a read transaction on rd holds the snapshot */
     unsigned attempts;       /* consecutive failed attempts, for backoff */
     int refused;             /* the last failure was the hub refusing us */
+    int error_noted;         /* last_error already says why this session is ending */
     uint64_t next_attempt;   /* uv_now() of the next attempt while in BACKOFF */
     uint64_t last_status;    /* local seq last reported with STATUS */
     uint64_t last_prune;     /* uv_now() of the last prune */
@@ -274,8 +275,8 @@ void sg_uplink_notify(sg_uplink *u)
 {
     if (u == NULL || (u->state != U_STREAMING && u->state != U_SNAPSHOT))
         return;
-    if (!uv_is_active((uv_handle_t *)&u->kick))
-        uv_timer_start(&u->kick, on_kick, 0, 0);
+    /* Now, even when a recheck is already scheduled for later. */
+    uv_timer_start(&u->kick, on_kick, 0, 0);
 }
 
 static void on_watch(uv_fs_event_t *h, const char *name, int events, int status)
@@ -290,7 +291,8 @@ static void on_watch(uv_fs_event_t *h, const char *name, int events, int status)
     if (u->state != U_STREAMING && u->state != U_SNAPSHOT)
         return;
     u->rechecks = 4;
-    uv_timer_start(&u->kick, on_kick, 10, 0);
+    if (!uv_is_active((uv_handle_t *)&u->kick) || uv_timer_get_due_in(&u->kick) > 10)
+        uv_timer_start(&u->kick, on_kick, 10, 0);
 }
 
 static void on_welcome(sg_uplink *u, const sg_msg *m)
@@ -317,6 +319,7 @@ static void on_welcome(sg_uplink *u, const sg_msg *m)
                (unsigned long long)m->seq, (long long)local);
         u->refused = 1;
         set_error(u, "%s", text);
+        u->error_noted = 1;
         sg_link_fail(u->link, SG_ECONFLICT, text);
         return;
     }
@@ -358,6 +361,7 @@ static void on_msg(sg_link *l, const sg_msg *m, void *arg)
         snprintf(text, sizeof(text), "hub refused: %.*s: %.*s", (int)m->code_len, m->code,
                  (int)m->text_len, m->text);
         set_error(u, "%s", text);
+        u->error_noted = 1;
         /* Refusals a retry cannot fix until a person acts back off to the maximum. */
         u->refused = 1;
         for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
@@ -438,8 +442,12 @@ static void on_close(sg_link *l, int code, const char *why, void *arg)
         maybe_done(u);
         return;
     }
-    if (code != 0 && code != SG_EAUTH && code != SG_ECONFLICT)
+    /* An ERROR from the hub (or our own conflict refusal) already set last_error; any other
+     * failure, including a certificate refused in the TLS handshake (SG_EAUTH too), is
+     * described by why. */
+    if (code != 0 && !u->error_noted)
         set_error(u, "%s", why);
+    u->error_noted = 0;
     if (u->connected_since[0] != '\0' || code != 0)
         sg_log(code ? SG_LOG_WARN : SG_LOG_INFO, "uplink_closed", "hub=%s code=%s reason=%s",
                u->cfg->hub_address, code ? sg_strerror_name(code) : "ok",
@@ -474,6 +482,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         u->link = NULL;
         set_error(u, "%s", err.msg);
         schedule_retry(u);
+    } else {
+        sg_link_deadline(u->link, 2 * (uint64_t)u->cfg->keepalive_ms);
     }
     uv_freeaddrinfo(res);
 }
