@@ -22,6 +22,16 @@ const char *sg_strerror_name(int code)
     }
 }
 
+int sg_error_from_name(const char *name, size_t len)
+{
+#define SG_ERR_FROM(sym, val, nm, msg)                                                             \
+    if (len == sizeof(nm) - 1 && memcmp(name, nm, len) == 0)                                       \
+        return sym;
+    SG_ERRNO_MAP(SG_ERR_FROM)
+#undef SG_ERR_FROM
+    return SG_EINVAL;
+}
+
 const char *sg_strerror(int code)
 {
     switch (code) {

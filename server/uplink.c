@@ -369,7 +369,7 @@ static void on_msg(sg_link *l, const sg_msg *m, void *arg)
                 memcmp(m->code, transient[i], m->code_len) == 0)
                 u->refused = 0;
         sg_log(SG_LOG_WARN, "hub_error", "code=%.*s", (int)m->code_len, m->code);
-        sg_link_close(l, SG_EAUTH, text);
+        sg_link_close(l, sg_error_from_name(m->code, m->code_len), text);
         return;
     }
     if (m->type == SG_MSG_BYE) {

@@ -58,6 +58,8 @@ enum {
 /* The stable snake_case name of a code ("not_found"); "unknown_error" for a code not in the table.
  */
 const char *sg_strerror_name(int code);
+/* The code whose name is name[0..len) (as received in an ERROR frame), or SG_EINVAL. */
+int sg_error_from_name(const char *name, size_t len);
 /* The default one-line message of a code. */
 const char *sg_strerror(int code);
 

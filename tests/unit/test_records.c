@@ -111,6 +111,19 @@ static void test_table_consistent(void **state)
     assert_non_null(sg_rectype_find("membersXX", 7));
 }
 
+/* Every error name maps back to its code (ERROR frames carry names), and nothing else does. */
+static void test_error_names(void **state)
+{
+    (void)state;
+    for (int code = -1; code >= SG_ECLOSED; code--) {
+        const char *name = sg_strerror_name(code);
+        assert_string_not_equal(name, "unknown_error");
+        assert_int_equal(sg_error_from_name(name, strlen(name)), code);
+    }
+    assert_int_equal(sg_error_from_name("no_such_code", 12), SG_EINVAL);
+    assert_int_equal(sg_error_from_name("not_found", 8), SG_EINVAL); /* a prefix is not a name */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +131,7 @@ int main(void)
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_text_checks),
         cmocka_unit_test(test_table_consistent),
+        cmocka_unit_test(test_error_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
