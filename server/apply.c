@@ -126,21 +126,39 @@ static void sq(sqlbuf *b, const char *s)
     }
 }
 
-/* Applies one checked change. names[i] is the canonical column name of c->cols[i]. */
-static int apply_change(sg_store *st, const sg_rectype *rt, const sg_change *c, const char *pk,
-                        const char **names, sg_err *err)
+/* Applies one checked change of region. names[i] is the canonical column name of c->cols[i].
+ * Ownership is part of each statement (WHERE region = ...), so the common case costs one
+ * statement; only when nothing matched does a lookup tell a missing row from another region's. */
+static int apply_change(sg_store *st, const sg_rectype *rt, const char *region, const sg_change *c,
+                        const char *pk, const char **names, int upsert, sg_err *err)
 {
-    sqlbuf b = {.len = 0};
+    sqlbuf b;
     sqlite3_stmt *stmt;
-    int rc, n = 0;
+    char owner[SG_REGION_MAX + 1];
+    int rc, n = 0, exists;
 
+    b.len = 0;
     b.p[0] = '\0';
     if (c->op == SG_OP_DELETE) {
         sq(&b, "DELETE FROM ");
         sq(&b, rt->table);
-        sq(&b, " WHERE id = ?");
+        sq(&b, " WHERE id = ? AND region = ?");
+    } else if (c->op == SG_OP_INSERT && !upsert) {
+        /* The common case, a new row: a plain insert, as cheap as SQLite gets. */
+        sq(&b, "INSERT INTO ");
+        sq(&b, rt->table);
+        sq(&b, " (id");
+        for (uint32_t i = 0; i < c->ncols; i++) {
+            sq(&b, ", ");
+            sq(&b, names[i]);
+        }
+        sq(&b, ") VALUES (?");
+        for (uint32_t i = 0; i < c->ncols; i++)
+            sq(&b, ", ?");
+        sq(&b, ")");
     } else if (c->op == SG_OP_INSERT) {
-        /* An upsert: a snapshot or a replayed re-creation may find the row already there. */
+        /* An upsert (a snapshot or a replayed re-creation may find the row there already) that
+         * touches only this region's row: another region's row makes it change nothing. */
         sq(&b, "INSERT INTO ");
         sq(&b, rt->table);
         sq(&b, " (id");
@@ -158,6 +176,9 @@ static int apply_change(sg_store *st, const sg_rectype *rt, const sg_change *c, 
             sq(&b, " = excluded.");
             sq(&b, names[i]);
         }
+        sq(&b, " WHERE ");
+        sq(&b, rt->table);
+        sq(&b, ".region = excluded.region");
     } else {
         sq(&b, "UPDATE ");
         sq(&b, rt->table);
@@ -167,7 +188,7 @@ static int apply_change(sg_store *st, const sg_rectype *rt, const sg_change *c, 
             sq(&b, names[i]);
             sq(&b, " = ?");
         }
-        sq(&b, " WHERE id = ?");
+        sq(&b, " WHERE id = ? AND region = ?");
     }
     rc = store_stmt(st, b.p, &stmt, err);
     if (rc < 0)
@@ -178,16 +199,54 @@ static int apply_change(sg_store *st, const sg_rectype *rt, const sg_change *c, 
         bind_value(stmt, ++n, &c->cols[i].v);
     if (c->op == SG_OP_UPDATE)
         sqlite3_bind_text(stmt, ++n, pk, -1, SQLITE_TRANSIENT);
+    if (c->op != SG_OP_INSERT)
+        sqlite3_bind_text(stmt, ++n, region, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
-        rc = store_db_error(st, rc, err, rt->table);
+        int ext = sqlite3_extended_errcode(sg_store_db(st));
         sqlite3_reset(stmt);
-        return rc;
+        /* The row exists already (a re-creation, a replay after a snapshot): upsert it, which
+         * also settles whose row it is. */
+        if (c->op == SG_OP_INSERT && !upsert && ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+            return apply_change(st, rt, region, c, pk, names, 1, err);
+        return store_db_error(st, rc, err, rt->table);
     }
     sqlite3_reset(stmt);
-    if (c->op == SG_OP_UPDATE && sqlite3_changes(sg_store_db(st)) == 0)
+    if (sqlite3_changes(sg_store_db(st)) > 0)
+        return 0;
+
+    /* Nothing matched: whose row is it? */
+    exists = row_owner(st, rt, pk, owner, sizeof(owner), err);
+    if (exists < 0)
+        return exists;
+    if (exists && strcmp(owner, region) != 0)
+        return sg_err_set(err, SG_EAUTH, "%s %s is owned by region '%s', not '%s'", rt->singular,
+                          pk, owner, region);
+    if (c->op == SG_OP_UPDATE)
         return sg_err_set(err, SG_EREFERENCE, "update of a row the hub does not have");
-    return 0;
+    return 0; /* a delete of a row already gone: deleting is idempotent */
+}
+
+/* Records applied change c of region in the audit trail. */
+static int record_applied(sg_store *st, const char *region, const sg_rectype *rt,
+                          const sg_change *c, const char *pk, sg_err *err)
+{
+    sqlite3_stmt *stmt;
+    int rc = store_stmt(st,
+                        "INSERT INTO sg_applied (region, seq, hlc, tbl, pk, op) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        &stmt, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)c->seq);
+    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)(c->hlc & INT64_MAX));
+    sqlite3_bind_text(stmt, 4, rt->table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, pk, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 6, op_name(c->op), -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "sg_applied");
 }
 
 /* Checks and applies change c of region; returns 0 or an error for the whole batch. */
@@ -196,8 +255,8 @@ static int one_change(sg_store *st, const char *region, const sg_change *c, int 
 {
     const sg_rectype *rt = sg_rectype_find(c->table, (ptrdiff_t)c->table_len);
     const char *names[SG_BATCH_MAX_COLS];
-    char pk[SG_ID_MAX + 1], owner[SG_REGION_MAX + 1];
-    int rc, exists, has_region = 0;
+    char pk[SG_ID_MAX + 1];
+    int rc, has_region = 0;
     sqlite3_stmt *stmt;
 
     if (rt == NULL)
@@ -219,48 +278,21 @@ static int one_change(sg_store *st, const char *region, const sg_change *c, int 
     if (c->op == SG_OP_INSERT && !has_region)
         return sg_err_set(err, SG_EREQUIRED, "region: an insert must name the owning region");
 
-    /* Ownership: the row must be the region's already, or new. */
-    exists = row_owner(st, rt, pk, owner, sizeof(owner), err);
-    if (exists < 0)
-        return exists;
-    if (exists && strcmp(owner, region) != 0)
-        return sg_err_set(err, SG_EAUTH, "%s %s is owned by region '%s', not '%s'", rt->singular,
-                          pk, owner, region);
-    if (!exists && c->op == SG_OP_DELETE)
-        return 0; /* already gone: deleting is idempotent */
-
-    /* The hub's clock never runs behind a change it applies (HLC receive rule). */
-    rc = store_stmt(st, "UPDATE sg_node SET hlc = max(hlc, ?), applying_seq = ?", &stmt, err);
+    rc = apply_change(st, rt, region, c, pk, names, snapshot, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)(c->hlc & INT64_MAX));
-    if (snapshot)
-        sqlite3_bind_null(stmt, 2); /* synthetic seqs are not the region's */
-    else
-        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)c->seq);
+    if (!snapshot)
+        return record_applied(st, region, rt, c, pk, err);
+    rc = store_stmt(st, "INSERT OR IGNORE INTO sg_snapshot_seen (region, tbl, pk) VALUES (?, ?, ?)",
+                    &stmt, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, rt->table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, pk, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
-    if (rc != SQLITE_DONE)
-        return store_db_error(st, rc, err, "advance clock");
-
-    rc = apply_change(st, rt, c, pk, names, err);
-    if (rc < 0)
-        return rc;
-    if (snapshot) {
-        rc = store_stmt(st,
-                        "INSERT OR IGNORE INTO sg_snapshot_seen (region, tbl, pk) VALUES (?, ?, ?)",
-                        &stmt, err);
-        if (rc < 0)
-            return rc;
-        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 2, rt->table, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, pk, -1, SQLITE_TRANSIENT);
-        rc = sqlite3_step(stmt);
-        sqlite3_reset(stmt);
-        if (rc != SQLITE_DONE)
-            return store_db_error(st, rc, err, "snapshot");
-    }
-    return 0;
+    return rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "snapshot");
 }
 
 static int ensure_region(sg_store *st, const char *region, sg_err *err)
@@ -366,7 +398,7 @@ rollback:
 static int set_applying(sg_store *st, const char *region, sg_err *err)
 {
     sqlite3_stmt *stmt;
-    int rc = store_stmt(st, "UPDATE sg_node SET applying = ?, applying_seq = NULL", &stmt, err);
+    int rc = store_stmt(st, "UPDATE sg_node SET applying = ?", &stmt, err);
     if (rc < 0)
         return rc;
     if (region)
@@ -394,6 +426,22 @@ static int apply_locked(sg_apply_result *out, sg_store *st, const char *region, 
     rc = set_applying(st, region, err);
     if (rc < 0)
         return rc;
+    /* The hub's clock never runs behind a change it applies (HLC receive rule): once per
+     * batch, with the batch's largest clock. */
+    if (b->nchanges > 0) {
+        uint64_t hlc = 0;
+        for (uint32_t i = 0; i < b->nchanges; i++)
+            if ((b->changes[i].hlc & INT64_MAX) > hlc)
+                hlc = b->changes[i].hlc & INT64_MAX;
+        rc = store_stmt(st, "UPDATE sg_node SET hlc = max(hlc, ?)", &stmt, err);
+        if (rc < 0)
+            return rc;
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)hlc);
+        rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_DONE)
+            return store_db_error(st, rc, err, "advance clock");
+    }
     for (uint32_t i = 0; i < b->nchanges; i++) {
         const sg_change *c = &b->changes[i];
         if (!snapshot) {

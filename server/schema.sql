@@ -15,9 +15,9 @@ CREATE TABLE sg_node (
     id       TEXT NOT NULL,            -- this node's region id (or 'hub')
     role     TEXT NOT NULL CHECK (role IN ('region', 'hub')),
     hlc      INTEGER NOT NULL DEFAULT 0, -- last hybrid logical clock value handed out
-    applying TEXT,                     -- while replication applies a region's changes: that
-                                       -- region, which the triggers record as the origin
-    applying_seq INTEGER               -- and the region's seq of the change being applied
+    applying TEXT                      -- while replication applies a region's changes: that
+                                       -- region; the capture triggers then stand aside, as the
+                                       -- change is recorded in sg_applied instead
 ) STRICT;
 
 -- Hub: replication state per region. last_seq is the cursor: every change of that region up to
@@ -30,6 +30,19 @@ CREATE TABLE sg_regions (
     last_contact TEXT,                       -- last frame received, UTC
     last_error   TEXT,                       -- last refusal or protocol error, NULL when fine
     snapshot_seq INTEGER                     -- seq of a snapshot in progress, else NULL
+) STRICT;
+
+-- Hub: every change applied from a region, in the order applied (the audit trail that shows
+-- each region's seqs arrived exactly once, with no gap). The rows themselves are in the record
+-- tables; this keeps only identity, so applying costs one small insert per change.
+CREATE TABLE sg_applied (
+    id     INTEGER PRIMARY KEY,
+    region TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    hlc    INTEGER NOT NULL,
+    tbl    TEXT NOT NULL,
+    pk     TEXT NOT NULL,
+    op     TEXT NOT NULL
 ) STRICT;
 
 -- Hub: changes refused with the reason, held for an operator to retry or discard.
@@ -72,8 +85,6 @@ CREATE TABLE sg_changes (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     hlc     INTEGER NOT NULL,
     origin  TEXT NOT NULL,
-    origin_seq INTEGER,                -- hub: the origin's seq of an applied change (NULL for
-                                       -- this node's own writes), so replays can be audited
     tbl     TEXT NOT NULL,
     pk      TEXT NOT NULL,
     op      TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),

@@ -9,7 +9,10 @@
  * PRAGMA table_info, so they always cover every column and survive someone dropping one in the
  * shell. Each trigger advances the hybrid logical clock in sg_node and appends one row to
  * sg_changes. They are plain SQL, so the sqlite3 shell's writes are captured too. Updates record
- * only the columns whose value changed; an update that changes nothing records nothing.
+ * only the columns whose value changed; an update that changes nothing records nothing. While
+ * the hub applies a region's changes (sg_node.applying set, inside apply.c's transaction) the
+ * triggers stand aside: those changes are the region's, recorded in sg_applied, and capturing
+ * them again would double the hub's writes.
  */
 #include "store.h"
 
@@ -31,6 +34,7 @@ extern const char sg_schema_sql[];
 
 typedef struct stmt_slot {
     char *sql;          /* owned key */
+    uint64_t hash;      /* FNV-1a of sql: most lookups compare only this */
     sqlite3_stmt *stmt; /* owned prepared statement */
 } stmt_slot;
 
@@ -133,10 +137,15 @@ int store_db_error(sg_store *st, int rc, sg_err *err, const char *what)
 int store_stmt(sg_store *st, const char *sql, sqlite3_stmt **out, sg_err *err)
 {
     stmt_slot *slot = NULL;
+    uint64_t hash = 1469598103934665603ull;
     int rc;
 
+    /* Replication looks a statement up per change: hash once, compare hashes. */
+    for (const char *p = sql; *p != '\0'; p++)
+        hash = (hash ^ (unsigned char)*p) * 1099511628211ull;
     for (unsigned i = 0; i < STMT_CACHE; i++) {
-        if (st->cache[i].sql != NULL && strcmp(st->cache[i].sql, sql) == 0) {
+        if (st->cache[i].sql != NULL && st->cache[i].hash == hash &&
+            strcmp(st->cache[i].sql, sql) == 0) {
             sqlite3_reset(st->cache[i].stmt);
             sqlite3_clear_bindings(st->cache[i].stmt);
             *out = st->cache[i].stmt;
@@ -159,6 +168,7 @@ int store_stmt(sg_store *st, const char *sql, sqlite3_stmt **out, sg_err *err)
         return store_db_error(st, rc, err, "prepare");
     }
     slot->sql = strdup(sql);
+    slot->hash = hash;
     if (slot->sql == NULL) {
         sqlite3_finalize(slot->stmt);
         slot->stmt = NULL;
@@ -250,13 +260,13 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
              t, t, t);
     sb_add(&b, line);
 
-    snprintf(
-        line, sizeof(line),
-        "CREATE TRIGGER sg_%s_insert AFTER INSERT ON %s BEGIN "
-        "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
-        "INSERT INTO sg_changes(hlc, origin, origin_seq, tbl, pk, op, data) "
-        "SELECT hlc, coalesce(applying, id), applying_seq, '%s', NEW.id, 'insert', json_object(",
-        t, t, t);
+    snprintf(line, sizeof(line),
+             "CREATE TRIGGER sg_%s_insert AFTER INSERT ON %s "
+             "WHEN (SELECT applying FROM sg_node) IS NULL BEGIN "
+             "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
+             "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
+             "SELECT hlc, id, '%s', NEW.id, 'insert', json_object(",
+             t, t, t);
     sb_add(&b, line);
     for (int i = 0, first = 1; i < n; i++) {
         if (strcmp(cols[i], "id") == 0)
@@ -267,16 +277,19 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
     }
     sb_add(&b, ") FROM sg_node; END;");
 
-    snprintf(line, sizeof(line), "CREATE TRIGGER sg_%s_update AFTER UPDATE ON %s WHEN ", t, t);
+    snprintf(line, sizeof(line),
+             "CREATE TRIGGER sg_%s_update AFTER UPDATE ON %s WHEN (SELECT applying FROM sg_node) "
+             "IS NULL AND (",
+             t, t);
     sb_add(&b, line);
     for (int i = 0; i < n; i++) {
         snprintf(line, sizeof(line), "%sNEW.%s IS NOT OLD.%s", i ? " OR " : "", cols[i], cols[i]);
         sb_add(&b, line);
     }
     snprintf(line, sizeof(line),
-             " BEGIN UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
-             "INSERT INTO sg_changes(hlc, origin, origin_seq, tbl, pk, op, data) "
-             "SELECT hlc, coalesce(applying, id), applying_seq, '%s', NEW.id, 'update', "
+             ") BEGIN UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
+             "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
+             "SELECT hlc, id, '%s', NEW.id, 'update', "
              "(SELECT json_group_object(k, v) FROM (",
              t);
     sb_add(&b, line);
@@ -291,10 +304,11 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
     sb_add(&b, ")) FROM sg_node; END;");
 
     snprintf(line, sizeof(line),
-             "CREATE TRIGGER sg_%s_delete AFTER DELETE ON %s BEGIN "
+             "CREATE TRIGGER sg_%s_delete AFTER DELETE ON %s "
+             "WHEN (SELECT applying FROM sg_node) IS NULL BEGIN "
              "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
-             "INSERT INTO sg_changes(hlc, origin, origin_seq, tbl, pk, op, data) "
-             "SELECT hlc, coalesce(applying, id), applying_seq, '%s', OLD.id, 'delete', NULL FROM "
+             "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
+             "SELECT hlc, id, '%s', OLD.id, 'delete', NULL FROM "
              "sg_node; "
              "END;",
              t, t, t);
@@ -401,7 +415,9 @@ int sg_store_open(sg_store **out, const char *path, const char *node_id, const c
         return sg_err_set(err, SG_ENOMEM, "open database: out of memory");
     snprintf(st->node_id, sizeof(st->node_id), "%s", node_id);
 
-    rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* NOMUTEX: a connection is only ever used by the thread that opened it. */
+    rc = sqlite3_open_v2(path, &st->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rc = sg_err_set(err, SG_EDB, "open database %s: %s", path,
                         st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
@@ -448,7 +464,7 @@ int sg_store_open_reader(sg_store **out, const char *path, sg_err *err)
     st = calloc(1, sizeof(*st));
     if (st == NULL)
         return sg_err_set(err, SG_ENOMEM, "open database: out of memory");
-    rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY, NULL);
+    rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rc = sg_err_set(err, SG_EDB, "open database %s for reading: %s", path,
                         st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));

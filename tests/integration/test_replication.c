@@ -17,7 +17,7 @@
  * The invariant (assert_converged): for every record table the hub's rows of region R equal the
  * region's rows, column by column; the hub's cursor for R (sg_regions.last_seq) is the region's
  * last seq; and, when the region's log was never pruned and no snapshot happened, the hub logged
- * the region's seqs 1..N exactly once each and in order (sg_changes.origin_seq); every database
+ * the region's seqs 1..N exactly once each and in order (sg_applied); every database
  * passes PRAGMA integrity_check and foreign_key_check.
  *
  * Teardown stops every daemon with SIGTERM and requires exit status 0 and no sanitizer report in
@@ -664,15 +664,14 @@ static long long compare_table(sqlite3 *hub, sqlite3 *reg, const char *region, c
     return rows;
 }
 
-/* Asserts the hub logged region's seqs 1..n, each once, in order. */
+/* Asserts the hub's audit trail (sg_applied) holds region's seqs 1..n, each once, in order. */
 static void check_origin_seqs(sqlite3 *hub, const char *region, long long n)
 {
     sqlite3_stmt *stmt = NULL;
     long long k = 0;
 
     assert_int_equal(sqlite3_prepare_v2(hub,
-                                        "SELECT origin_seq FROM sg_changes WHERE origin = ?1 AND "
-                                        "origin_seq IS NOT NULL ORDER BY seq",
+                                        "SELECT seq FROM sg_applied WHERE region = ?1 ORDER BY id",
                                         -1, &stmt, NULL),
                      SQLITE_OK);
     sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
