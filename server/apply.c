@@ -72,6 +72,8 @@ static int check_col(const sg_rectype *rt, const sg_col *col, const char *region
                       (int)(col->name_len > 64 ? 64 : col->name_len), col->name);
 }
 
+/* Binds without copying (SQLITE_STATIC): the value lives in the frame being applied, which
+ * outlives the statement's step and reset. The same holds for every bind on the apply path. */
 static void bind_value(sqlite3_stmt *stmt, int i, const sg_value *v)
 {
     switch (v->type) {
@@ -79,7 +81,7 @@ static void bind_value(sqlite3_stmt *stmt, int i, const sg_value *v)
         sqlite3_bind_int64(stmt, i, v->i);
         break;
     case SG_VAL_STR:
-        sqlite3_bind_text(stmt, i, v->s, (int)v->len, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, i, v->s, (int)v->len, SQLITE_STATIC);
         break;
     default:
         sqlite3_bind_null(stmt, i);
@@ -194,13 +196,13 @@ static int apply_change(sg_store *st, const sg_rectype *rt, const char *region, 
     if (rc < 0)
         return rc;
     if (c->op != SG_OP_UPDATE)
-        sqlite3_bind_text(stmt, ++n, pk, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, ++n, pk, -1, SQLITE_STATIC);
     for (uint32_t i = 0; c->op != SG_OP_DELETE && i < c->ncols; i++)
         bind_value(stmt, ++n, &c->cols[i].v);
     if (c->op == SG_OP_UPDATE)
-        sqlite3_bind_text(stmt, ++n, pk, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, ++n, pk, -1, SQLITE_STATIC);
     if (c->op != SG_OP_INSERT)
-        sqlite3_bind_text(stmt, ++n, region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, ++n, region, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
         int ext = sqlite3_extended_errcode(sg_store_db(st));
@@ -238,11 +240,11 @@ static int record_applied(sg_store *st, const char *region, const sg_rectype *rt
                         &stmt, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, (sqlite3_int64)c->seq);
     sqlite3_bind_int64(stmt, 3, (sqlite3_int64)(c->hlc & INT64_MAX));
     sqlite3_bind_text(stmt, 4, rt->table, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 5, pk, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 5, pk, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 6, op_name(c->op), -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);

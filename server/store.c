@@ -438,7 +438,10 @@ int sg_store_open(sg_store **out, const char *path, const char *node_id, const c
         goto close_db;
     }
     sqlite3_finalize(stmt);
-    rc = store_exec(st, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", err, "configure");
+    rc = store_exec(st,
+                    "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+                    "PRAGMA temp_store = MEMORY;",
+                    err, "configure");
     if (rc < 0)
         goto close_db;
 
