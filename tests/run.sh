@@ -60,7 +60,12 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     rm -rf "$work"
   done
 fi
-# 6. The README's main command, end to end, in a scratch directory (no waiting at the end).
+# 6. The benchmark's smoke form (seconds), so tests/bench cannot rot; the full table is
+# tests/bench/run.sh (BENCHMARKS.md).
+say "benchmark smoke (tests/bench/run.sh --small)"
+BENCH_SKIP_PG=1 bash tests/bench/run.sh --small 2>/dev/null | tail -10
+
+# 7. The README's main command, end to end, in a scratch directory (no waiting at the end).
 say "demo federation (deploy/demo.sh --no-wait)"
 demo_dir=$(mktemp -d)
 deploy/demo.sh --no-wait --dir "$demo_dir" --port $((20000 + RANDOM % 20000)) | tail -12

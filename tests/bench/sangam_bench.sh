@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# tests/bench/sangam_bench.sh BUILD_DIR N [--small] - Sangam's side of issue 4's table: a real
+# hub and a real region (sangamd) over mutual TLS on 127.0.0.1, measured as a user sees them.
+#
+# Prints key=value lines on stdout (progress on stderr):
+#   sangam_region_write rows=N seconds=S rows_per_s=R   the region's own write path (CSV import
+#                                                         in 10,000-row files, capture included)
+#   sangam_catchup rows=N seconds=S rows_per_s=R          N changes already in the region's log,
+#                                                         a fresh hub started: until it has all
+#   sangam_streaming rows=N seconds=S writer_rows_per_s=W e2e_rows_per_s=E lag_end_s=L
+#   sangam_latency samples=K p50_ms=X p99_ms=Y max_ms=Z   one API write until visible at the hub
+#   sangam_rss region_kib=A hub_kib=B                     peak RSS (VmHWM) after the runs
+# --small: N=20,000 and 100 latency samples (the smoke form in tests/run.sh, seconds).
+#
+# Everything is loopback, every wait has a deadline, and an EXIT trap stops the daemons and
+# removes the scratch directory.
+set -euo pipefail
+BUILD=$(realpath "${1:?usage: sangam_bench.sh BUILD_DIR N [--small]}")
+N=${2:-1000000}
+K=1000
+[ "${3:-}" = --small ] && { N=20000; K=100; }
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SANGAMD=$BUILD/server/sangamd
+SANGAM=$BUILD/client/sangam
+TMP=$(mktemp -d)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+log() { printf 'sangam_bench: %s\n' "$*" >&2; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+
+PORT=$((20000 + RANDOM % 20000))
+"$ROOT/deploy/make-test-pki.sh" "$TMP/pki" hub bench >/dev/null
+cat >"$TMP/hub.ini" <<INI
+[node]
+role = hub
+id = hub
+db = hub.db
+[api]
+socket = hub.sock
+[listen]
+address = 127.0.0.1:$PORT
+[tls]
+ca = pki/ca.pem
+cert = pki/hub.pem
+key = pki/hub.key
+INI
+cat >"$TMP/bench.ini" <<INI
+[node]
+role = region
+id = bench
+db = bench.db
+[api]
+socket = bench.sock
+[hub]
+address = 127.0.0.1:$PORT
+[tls]
+ca = pki/ca.pem
+cert = pki/bench.pem
+key = pki/bench.key
+[replication]
+reconnect_max = 1s
+INI
+
+start() { # start NAME: starts sangamd with NAME.ini, waits for its socket
+  "$SANGAMD" --config "$TMP/$1.ini" 2>>"$TMP/$1.log" &
+  pids+=($!)
+  eval "PID_$1=$!"
+  for _ in $(seq 200); do [ -S "$TMP/$1.sock" ] && return 0; sleep 0.05; done
+  log "$1 did not start: $(tail -3 "$TMP/$1.log")"; exit 1
+}
+stop() { # stop NAME
+  local var="PID_$1"
+  kill -TERM "${!var}"; wait "${!var}" 2>/dev/null || true
+}
+hub_cursor() { sqlite3 "$TMP/hub.db" "SELECT coalesce(max(last_seq), 0) FROM sg_regions" 2>/dev/null || echo 0; }
+region_seq() { sqlite3 "$TMP/bench.db" "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'sg_changes'"; }
+wait_hub() { # wait_hub SEQ: until the hub's cursor reaches SEQ (deadline 20 min)
+  local deadline=$((SECONDS + 1200))
+  while [ "$(hub_cursor)" -lt "$1" ]; do
+    [ $SECONDS -lt $deadline ] || { log "the hub did not reach seq $1"; exit 1; }
+    sleep 0.02
+  done
+}
+write_rows() { # write_rows COUNT SEED: CSV imports of 10,000 rows through the region's API
+  local left=$1 seed=$2 chunk
+  while [ "$left" -gt 0 ]; do
+    chunk=$((left < 10000 ? left : 10000))
+    "$ROOT/deploy/sample-members.sh" bench "$chunk" "$seed" >"$TMP/chunk.csv"
+    "$SANGAM" --node "$TMP/bench.sock" member import "$TMP/chunk.csv" >/dev/null
+    left=$((left - chunk))
+    seed=$((seed + 1))
+  done
+}
+
+# 1. Catch-up: N changes in the log, then a fresh hub.
+log "catch-up: writing $N changes into a region with no hub"
+start bench
+t0=$(now); write_rows "$N" 1; t1=$(now)
+printf 'sangam_region_write rows=%s seconds=%s rows_per_s=%s\n' "$N" "$(secs "$t0" "$t1")" \
+  "$(rate "$N" "$t0" "$t1")"
+seq=$(region_seq)
+log "catch-up: starting the hub"
+t0=$(now); start hub; wait_hub "$seq"; t1=$(now)
+printf 'sangam_catchup rows=%s seconds=%s rows_per_s=%s\n' "$seq" "$(secs "$t0" "$t1")" \
+  "$(rate "$seq" "$t0" "$t1")"
+
+# 2. Streaming: the region writes as fast as it can while it replicates.
+log "streaming: writing $N more changes while connected"
+base=$(region_seq)
+t0=$(now); write_rows "$N" 1000; t1=$(now)
+target=$(region_seq); wait_hub "$target"; t2=$(now)
+printf 'sangam_streaming rows=%s seconds=%s writer_rows_per_s=%s e2e_rows_per_s=%s lag_end_s=%s\n' \
+  "$((target - base))" "$(secs "$t0" "$t2")" "$(rate "$((target - base))" "$t0" "$t1")" \
+  "$(rate "$((target - base))" "$t0" "$t2")" "$(secs "$t1" "$t2")"
+
+# 3. Latency: single writes through the API until visible at the hub.
+log "latency: $K single writes"
+"$BUILD/tests/bench/bench_latency" "$TMP/bench.sock" "$TMP/hub.db" "$K"
+
+hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+printf 'sangam_rss region_kib=%s hub_kib=%s\n' "$(hwm "$PID_bench")" "$(hwm "$PID_hub")"
+stop bench
+stop hub
