@@ -127,10 +127,8 @@ static void test_error_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dates),
-        cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_text_checks),
-        cmocka_unit_test(test_table_consistent),
+        cmocka_unit_test(test_dates),       cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_text_checks), cmocka_unit_test(test_table_consistent),
         cmocka_unit_test(test_error_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
