@@ -401,7 +401,9 @@ int sg_import_members(json_t **out, json_t **out_problems, sg_store *st, const c
         goto free_rows;
     json_array_foreach(rows, i, row)
     {
-        rc = sg_store_create(&rec, st, rt, json_object_get(row, "fields"), 0, err);
+        /* Pass 1 checked every row; the database's constraints still guard each insert. */
+        rc = sg_store_create(&rec, st, rt, json_object_get(row, "fields"),
+                             SG_WRITE_ID_ONLY | SG_WRITE_CHECKED, err);
         if (rc < 0) {
             sg_err_wrap(err, "line %lld",
                         (long long)json_integer_value(json_object_get(row, "line")));

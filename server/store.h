@@ -55,7 +55,10 @@ int sg_store_commit(sg_store *st, sg_err *err);
 void sg_store_rollback(sg_store *st);
 
 enum {
-    SG_WRITE_SERVER = 1 << 0, /* the node itself sets SG_F_SERVER fields (issue updates) */
+    SG_WRITE_SERVER = 1 << 0,  /* the node itself sets SG_F_SERVER fields (issue updates) */
+    SG_WRITE_ID_ONLY = 1 << 1, /* create: *out is just {"id": ...}, not the re-read record */
+    SG_WRITE_CHECKED = 1 << 2, /* the caller ran sg_store_check already; the database's own
+                                  constraints still hold every write */
 };
 
 /* Creates a record of type rt from fields (an object of user fields). The node assigns id,

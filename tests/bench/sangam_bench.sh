@@ -90,21 +90,30 @@ wait_hub() { # wait_hub SEQ: until the hub's cursor reaches SEQ (deadline 20 min
     sleep 0.02
   done
 }
-write_rows() { # write_rows COUNT SEED: CSV imports of 10,000 rows through the region's API
-  local left=$1 seed=$2 chunk
+make_rows() { # make_rows COUNT SEED DIR: the CSV files write_rows imports (made untimed)
+  local left=$1 seed=$2 chunk i=0
+  mkdir -p "$3"
   while [ "$left" -gt 0 ]; do
     chunk=$((left < 10000 ? left : 10000))
-    "$ROOT/deploy/sample-members.sh" bench "$chunk" "$seed" >"$TMP/chunk.csv"
-    "$SANGAM" --node "$TMP/bench.sock" member import "$TMP/chunk.csv" >/dev/null
+    "$ROOT/deploy/sample-members.sh" bench "$chunk" "$seed" >"$3/$(printf %06d $i).csv"
     left=$((left - chunk))
     seed=$((seed + 1))
+    i=$((i + 1))
+  done
+}
+write_rows() { # write_rows DIR: CSV imports of 10,000 rows each through the region's API
+  local f
+  for f in "$1"/*.csv; do
+    "$SANGAM" --node "$TMP/bench.sock" member import "$f" >/dev/null
   done
 }
 
 # 1. Catch-up: N changes in the log, then a fresh hub.
 log "catch-up: writing $N changes into a region with no hub"
+make_rows "$N" 1 "$TMP/rows1"
+make_rows "$N" 1000 "$TMP/rows2"
 start bench
-t0=$(now); write_rows "$N" 1; t1=$(now)
+t0=$(now); write_rows "$TMP/rows1"; t1=$(now)
 printf 'sangam_region_write rows=%s seconds=%s rows_per_s=%s\n' "$N" "$(secs "$t0" "$t1")" \
   "$(rate "$N" "$t0" "$t1")"
 seq=$(region_seq)
@@ -116,7 +125,7 @@ printf 'sangam_catchup rows=%s seconds=%s rows_per_s=%s\n' "$seq" "$(secs "$t0" 
 # 2. Streaming: the region writes as fast as it can while it replicates.
 log "streaming: writing $N more changes while connected"
 base=$(region_seq)
-t0=$(now); write_rows "$N" 1000; t1=$(now)
+t0=$(now); write_rows "$TMP/rows2"; t1=$(now)
 target=$(region_seq); wait_hub "$target"; t2=$(now)
 printf 'sangam_streaming rows=%s seconds=%s writer_rows_per_s=%s e2e_rows_per_s=%s lag_end_s=%s\n' \
   "$((target - base))" "$(secs "$t0" "$t2")" "$(rate "$((target - base))" "$t0" "$t1")" \
