@@ -210,40 +210,12 @@ static int change_check(const sg_change *c, uint64_t prev_seq, const sg_batch_li
 
 /* ---- decoder ---- */
 
-/* The msgpack type of o as named in messages. */
-static const char *obj_type_name(const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        return "nil";
-    case MSGPACK_OBJECT_BOOLEAN:
-        return "bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return "int";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return "float";
-    case MSGPACK_OBJECT_STR:
-        return "str";
-    case MSGPACK_OBJECT_BIN:
-        return "bin";
-    case MSGPACK_OBJECT_ARRAY:
-        return "array";
-    case MSGPACK_OBJECT_MAP:
-        return "map";
-    case MSGPACK_OBJECT_EXT:
-        return "ext";
-    }
-    return "unknown";
-}
-
 /* Reads a str object into *out_s and *out_len; SG_ETYPE (naming field what) for other types. */
 static int get_str(const char **out_s, uint32_t *out_len, const msgpack_object *o, const char *what,
                    sg_err *err)
 {
     if (o->type != MSGPACK_OBJECT_STR)
-        return sg_err_set(err, SG_ETYPE, "%s: expected str, got %s", what, obj_type_name(o));
+        return sg_err_set(err, SG_ETYPE, "%s: expected str, got %s", what, sg_mp_type_name(o));
     *out_s = o->via.str.ptr;
     *out_len = o->via.str.size;
     return 0;
@@ -259,7 +231,7 @@ static int get_uint(uint64_t *out, const msgpack_object *o, const char *what, sg
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return sg_err_set(err, SG_EFORMAT, "%s: must not be negative, got %" PRId64, what,
                           o->via.i64);
-    return sg_err_set(err, SG_ETYPE, "%s: expected uint, got %s", what, obj_type_name(o));
+    return sg_err_set(err, SG_ETYPE, "%s: expected uint, got %s", what, sg_mp_type_name(o));
 }
 
 /* Reads the value of column j (named by col) into col->v: nil, an integer that fits int64, or a
@@ -294,7 +266,7 @@ static int get_value(sg_col *col, const msgpack_object *o, uint32_t j, sg_err *e
     default:
         return sg_err_set(err, SG_ETYPE, "cols[%" PRIu32 "]%s: expected int, str or nil, got %s", j,
                           col_label(label, sizeof(label), col->name, col->name_len),
-                          obj_type_name(o));
+                          sg_mp_type_name(o));
     }
 }
 
@@ -326,7 +298,7 @@ static int change_extract(sg_change *c, sg_col *cols, const msgpack_object *o, u
 
     memset(c, 0, sizeof(*c));
     if (o->type != MSGPACK_OBJECT_ARRAY)
-        return sg_err_set(err, SG_ETYPE, "expected array, got %s", obj_type_name(o));
+        return sg_err_set(err, SG_ETYPE, "expected array, got %s", sg_mp_type_name(o));
     if (o->via.array.size != CHANGE_FIELDS)
         return sg_err_set(err, SG_EFORMAT,
                           "expected 6 elements [seq, hlc, table, pk, op, cols], got %" PRIu32,
@@ -345,7 +317,7 @@ static int change_extract(sg_change *c, sg_col *cols, const msgpack_object *o, u
                           "op: %" PRId64 " is not 1 (insert), 2 (update) or 3 (delete)",
                           f[4].via.i64);
     if (f[4].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return sg_err_set(err, SG_ETYPE, "op: expected int 1..3, got %s", obj_type_name(&f[4]));
+        return sg_err_set(err, SG_ETYPE, "op: expected int 1..3, got %s", sg_mp_type_name(&f[4]));
     op = f[4].via.u64;
     if (op < SG_OP_INSERT || op > SG_OP_DELETE)
         return sg_err_set(err, SG_EFORMAT,
@@ -356,12 +328,12 @@ static int change_extract(sg_change *c, sg_col *cols, const msgpack_object *o, u
     if (c->op == SG_OP_DELETE) {
         if (co->type != MSGPACK_OBJECT_NIL)
             return sg_err_set(err, SG_ETYPE, "cols: expected nil for a delete, got %s",
-                              obj_type_name(co));
+                              sg_mp_type_name(co));
     } else {
         const char *opname = c->op == SG_OP_INSERT ? "insert" : "update";
         if (co->type != MSGPACK_OBJECT_MAP)
             return sg_err_set(err, SG_ETYPE, "cols: expected map for an %s, got %s", opname,
-                              obj_type_name(co));
+                              sg_mp_type_name(co));
         if (co->via.map.size > lim->max_cols)
             return sg_err_set(err, SG_ETOOBIG,
                               "cols: %" PRIu32 " columns exceeds the limit of %" PRIu32,
@@ -372,7 +344,7 @@ static int change_extract(sg_change *c, sg_col *cols, const msgpack_object *o, u
 
             if (kv->key.type != MSGPACK_OBJECT_STR)
                 return sg_err_set(err, SG_ETYPE, "cols[%" PRIu32 "]: expected str key, got %s", j,
-                                  obj_type_name(&kv->key));
+                                  sg_mp_type_name(&kv->key));
             cols[j].name = kv->key.via.str.ptr;
             cols[j].name_len = kv->key.via.str.size;
             if ((rc = get_value(&cols[j], &kv->val, j, err)) != 0)
@@ -408,7 +380,7 @@ static int batch_extract(sg_batch **out, const msgpack_object *root, const void 
 
     if (root->type != MSGPACK_OBJECT_ARRAY)
         return sg_err_set(err, SG_ETYPE, "batch: expected array [origin, changes], got %s",
-                          obj_type_name(root));
+                          sg_mp_type_name(root));
     if (root->via.array.size != 2)
         return sg_err_set(err, SG_EFORMAT,
                           "batch: expected 2 elements [origin, changes], got %" PRIu32,
@@ -416,7 +388,7 @@ static int batch_extract(sg_batch **out, const msgpack_object *root, const void 
     origin = &root->via.array.ptr[0];
     changes = &root->via.array.ptr[1];
     if (origin->type != MSGPACK_OBJECT_STR)
-        return sg_err_set(err, SG_ETYPE, "origin: expected str, got %s", obj_type_name(origin));
+        return sg_err_set(err, SG_ETYPE, "origin: expected str, got %s", sg_mp_type_name(origin));
     if (origin->via.str.size > lim->max_name)
         return sg_err_set(err, SG_ETOOBIG,
                           "origin: %" PRIu32 " bytes exceeds the limit of %" PRIu32,
@@ -434,7 +406,8 @@ static int batch_extract(sg_batch **out, const msgpack_object *root, const void 
                           "batch: msgpack-c copied a string; zero-copy "
                           "decoding needs it to reference the input");
     if (changes->type != MSGPACK_OBJECT_ARRAY)
-        return sg_err_set(err, SG_ETYPE, "changes: expected array, got %s", obj_type_name(changes));
+        return sg_err_set(err, SG_ETYPE, "changes: expected array, got %s",
+                          sg_mp_type_name(changes));
     n = changes->via.array.size;
     if (n == 0)
         return sg_err_set(err, SG_EFORMAT, "changes: a batch holds at least one change");

@@ -400,34 +400,6 @@ static int cur_uint(uint64_t *out, cursor *c, const char *what, sg_err *err)
 
 /* ---- decoder: typed extraction from msgpack-c's tree ---- */
 
-/* The msgpack type of o as named in messages. */
-static const char *obj_type_name(const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        return "nil";
-    case MSGPACK_OBJECT_BOOLEAN:
-        return "bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return "int";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return "float";
-    case MSGPACK_OBJECT_STR:
-        return "str";
-    case MSGPACK_OBJECT_BIN:
-        return "bin";
-    case MSGPACK_OBJECT_ARRAY:
-        return "array";
-    case MSGPACK_OBJECT_MAP:
-        return "map";
-    case MSGPACK_OBJECT_EXT:
-        return "ext";
-    }
-    return "unknown";
-}
-
 /* Reads a non-negative integer; SG_EFORMAT for a negative one, SG_ETYPE for a non-integer. */
 static int get_uint(uint64_t *out, const msgpack_object *o, const char *what, sg_err *err)
 {
@@ -438,7 +410,7 @@ static int get_uint(uint64_t *out, const msgpack_object *o, const char *what, sg
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return sg_err_set(err, SG_EFORMAT, "%s: must not be negative, got %" PRId64, what,
                           o->via.i64);
-    return sg_err_set(err, SG_ETYPE, "%s: expected uint, got %s", what, obj_type_name(o));
+    return sg_err_set(err, SG_ETYPE, "%s: expected uint, got %s", what, sg_mp_type_name(o));
 }
 
 /* Stores field f of m from object o. buf/len is the payload the strings must point into. */
@@ -465,7 +437,8 @@ static int field_get(sg_msg *m, const msg_field *f, const msgpack_object *o, con
         return get_uint(field_u64(m, f), o, f->name, err);
     case FK_STR:
         if (o->type != MSGPACK_OBJECT_STR)
-            return sg_err_set(err, SG_ETYPE, "%s: expected str, got %s", f->name, obj_type_name(o));
+            return sg_err_set(err, SG_ETYPE, "%s: expected str, got %s", f->name,
+                              sg_mp_type_name(o));
         s = o->via.str.ptr;
         /* msgpack-c's C unpacker references str bytes in its input; the message keeps those
          * pointers after the tree is freed, so a build that copied them would leave it

@@ -10,6 +10,8 @@
  */
 #include "mpcheck.h"
 
+#include <msgpack.h>
+
 #include <assert.h>
 
 /* What one header byte announces. */
@@ -225,4 +227,32 @@ int sg_mp_check(size_t *out_used, const void *buf, size_t len, const sg_mp_limit
     assert(owed == 0);
     *out_used = pos;
     return 0;
+}
+
+/* The msgpack type of o as named in messages. */
+const char *sg_mp_type_name(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return "nil";
+    case MSGPACK_OBJECT_BOOLEAN:
+        return "bool";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "int";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return "float";
+    case MSGPACK_OBJECT_STR:
+        return "str";
+    case MSGPACK_OBJECT_BIN:
+        return "bin";
+    case MSGPACK_OBJECT_ARRAY:
+        return "array";
+    case MSGPACK_OBJECT_MAP:
+        return "map";
+    case MSGPACK_OBJECT_EXT:
+        return "ext";
+    }
+    return "unknown";
 }

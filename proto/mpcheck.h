@@ -45,4 +45,9 @@ typedef struct sg_mp_limits {
 int sg_mp_check(size_t *out_used, const void *buf, size_t len, const sg_mp_limits *lim,
                 sg_err *err);
 
+struct msgpack_object;
+/* The msgpack type of o as named in error messages ("str", "uint"...), for the decoders that
+ * walk msgpack-c's objects after sg_mp_check accepted the bytes. */
+const char *sg_mp_type_name(const struct msgpack_object *o);
+
 #endif

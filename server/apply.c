@@ -145,8 +145,10 @@ static int apply_change(sg_store *st, const sg_rectype *rt, const char *region, 
         sq(&b, "DELETE FROM ");
         sq(&b, rt->table);
         sq(&b, " WHERE id = ? AND region = ?");
-    } else if (c->op == SG_OP_INSERT && !upsert) {
-        /* The common case, a new row: a plain insert, as cheap as SQLite gets. */
+    } else if (c->op == SG_OP_INSERT) {
+        /* The common case, a new row, is a plain insert, as cheap as SQLite gets. On a key
+         * conflict (a snapshot, a replayed re-creation) it becomes an upsert that touches only
+         * this region's row: another region's row makes it change nothing. */
         sq(&b, "INSERT INTO ");
         sq(&b, rt->table);
         sq(&b, " (id");
@@ -158,29 +160,18 @@ static int apply_change(sg_store *st, const sg_rectype *rt, const char *region, 
         for (uint32_t i = 0; i < c->ncols; i++)
             sq(&b, ", ?");
         sq(&b, ")");
-    } else if (c->op == SG_OP_INSERT) {
-        /* An upsert (a snapshot or a replayed re-creation may find the row there already) that
-         * touches only this region's row: another region's row makes it change nothing. */
-        sq(&b, "INSERT INTO ");
-        sq(&b, rt->table);
-        sq(&b, " (id");
-        for (uint32_t i = 0; i < c->ncols; i++) {
-            sq(&b, ", ");
-            sq(&b, names[i]);
+        if (upsert) {
+            sq(&b, " ON CONFLICT (id) DO UPDATE SET ");
+            for (uint32_t i = 0; i < c->ncols; i++) {
+                sq(&b, i ? ", " : "");
+                sq(&b, names[i]);
+                sq(&b, " = excluded.");
+                sq(&b, names[i]);
+            }
+            sq(&b, " WHERE ");
+            sq(&b, rt->table);
+            sq(&b, ".region = excluded.region");
         }
-        sq(&b, ") VALUES (?");
-        for (uint32_t i = 0; i < c->ncols; i++)
-            sq(&b, ", ?");
-        sq(&b, ") ON CONFLICT (id) DO UPDATE SET ");
-        for (uint32_t i = 0; i < c->ncols; i++) {
-            sq(&b, i ? ", " : "");
-            sq(&b, names[i]);
-            sq(&b, " = excluded.");
-            sq(&b, names[i]);
-        }
-        sq(&b, " WHERE ");
-        sq(&b, rt->table);
-        sq(&b, ".region = excluded.region");
     } else {
         sq(&b, "UPDATE ");
         sq(&b, rt->table);
