@@ -49,6 +49,7 @@ struct sess {
     uint64_t snapshot_rows;          /* SNAPSHOT: synthetic seqs received so far (1..N) */
     uint64_t region_seq, region_hlc; /* the region's head, from its STATUS */
     uint64_t batches;                /* batches applied in this session */
+    uint64_t changes;                /* changes applied in this session (bytes per change) */
     sess *next, *prev;
 };
 
@@ -192,6 +193,7 @@ static void on_batch(sess *s, const sg_msg *m)
         return;
     }
     s->batches++;
+    s->changes += res.applied;
     sg_log(SG_LOG_DEBUG, "batch_applied", "region=%s applied=%u skipped=%u cursor=%llu", s->region,
            res.applied, res.skipped, (unsigned long long)res.cursor);
     memset(&ack, 0, sizeof(ack));
@@ -470,6 +472,16 @@ json_t *sg_hub_regions(sg_hub *hub, sg_store *st)
                       (const char *)sqlite3_column_text(stmt, 5), "quarantined",
                       (json_int_t)sqlite3_column_int64(stmt, 6), "data_age_seconds",
                       (json_int_t)(last_hlc ? (now - (last_hlc >> 16)) / 1000 : 0));
+        if (live != NULL) {
+            uint64_t wire_rx, wire_tx, plain_rx;
+            sg_link_bytes(live->link, &wire_rx, &wire_tx, &plain_rx);
+            /* What this connection cost on the wire, for the benchmark's bytes per change. */
+            json_object_set_new(
+                r, "session",
+                json_pack("{s:I, s:I, s:I, s:I}", "changes", (json_int_t)live->changes,
+                          "wire_bytes_in", (json_int_t)wire_rx, "frame_bytes_in",
+                          (json_int_t)plain_rx, "wire_bytes_out", (json_int_t)wire_tx));
+        }
         if (live != NULL && live->region_seq > 0) {
             uint64_t lag = live->region_seq > last ? live->region_seq - last : 0;
             uint64_t head_ms = live->region_hlc >> 16, last_ms = last_hlc >> 16;

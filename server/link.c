@@ -37,6 +37,8 @@ struct sg_link {
     uint8_t *payload; /* frame payload being read (owned), NULL between frames */
     uint32_t plen, pgot;
     size_t queued;             /* ciphertext bytes written but not yet completed */
+    uint64_t wire_rx, wire_tx; /* ciphertext bytes received / sent (TLS records, TCP payload) */
+    uint64_t plain_rx;         /* decrypted bytes received (frames with their headers) */
     int was_busy;              /* busy was reported: call on_drain when below LOW_WATER */
     uint64_t keepalive_ms;     /* 0: off */
     uint64_t deadline_ms;      /* for the handshake, then for HELLO/WELCOME */
@@ -127,6 +129,7 @@ static int drain(sg_link *l)
         return SG_EIO;
     }
     l->queued += len;
+    l->wire_tx += len;
     return 0;
 }
 
@@ -249,6 +252,13 @@ const char *sg_link_peer(const sg_link *l)
 const char *sg_link_addr(const sg_link *l)
 {
     return l->addr;
+}
+
+void sg_link_bytes(const sg_link *l, uint64_t *wire_rx, uint64_t *wire_tx, uint64_t *plain_rx)
+{
+    *wire_rx = l->wire_rx;
+    *wire_tx = l->wire_tx;
+    *plain_rx = l->plain_rx;
 }
 
 void *sg_link_arg(const sg_link *l)
@@ -421,6 +431,7 @@ static void pump(sg_link *l)
         }
         if (n == 0)
             return;
+        l->plain_rx += n;
         frames_feed(l, (const uint8_t *)l->buf, n);
     }
 }
@@ -452,6 +463,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     if (nread == 0)
         return;
+    l->wire_rx += (uint64_t)nread;
     if (sg_tls_feed(l->tls, b->base, (size_t)nread) < 0) {
         sg_link_close(l, SG_ENOMEM, "out of memory");
         return;

@@ -65,6 +65,8 @@ void sg_link_deadline(sg_link *l, uint64_t ms);
 const char *sg_link_peer(const sg_link *l);
 /* "ip:port" of the peer, for logs. */
 const char *sg_link_addr(const sg_link *l);
+/* Bytes this link moved: ciphertext received and sent, and decrypted bytes received. */
+void sg_link_bytes(const sg_link *l, uint64_t *wire_rx, uint64_t *wire_tx, uint64_t *plain_rx);
 /* The link's user pointer (arg), which may be replaced. */
 void *sg_link_arg(const sg_link *l);
 void sg_link_set_arg(sg_link *l, void *arg);

@@ -9,7 +9,7 @@
 #   BENCH_SKIP_PG=1 ...           # leave PostgreSQL out (its columns print n/a)
 #
 # Not yet measured (issue 4 lists them; BENCHMARKS.md says so): fan-in of 2..500 regions,
-# offline return of 200,000 mixed changes, wire bytes per change, growth with 1M/5M hub rows.
+# offline return of 200,000 mixed changes, growth with 1M/5M hub rows.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -76,5 +76,8 @@ printf '%-34s %14s %14s %14s %10s %10s\n' "latency p50 (ms)" "$(or_na "$(get san
   "$(ratio "$(get sangam_latency p50_ms)" "$(get pg_latency p50_ms)")"
 printf '%-34s %14s %14s %14s %10s %10s\n' "latency p99 (ms)" "$(or_na "$(get sangam_latency p99_ms)")" \
   "-" "$(or_na "$(get pg_latency p99_ms)")" "-" "-"
+printf '%-34s %14s %14s %14s %10s %10s\n' "wire bytes per change (/msgpack)" \
+  "$(or_na "$(get sangam_wire wire_per_change)")" "$(or_na "$(get sangam_wire frame_per_change)")" \
+  "-" "$(or_na "$(get sangam_wire ratio)")" "-"
 printf '%-34s %14s %14s %14s %10s %10s\n' "peak RSS region / hub (KiB)" \
   "$(get sangam_rss region_kib) / $(get sangam_rss hub_kib)" "-" "-" "-" "-"

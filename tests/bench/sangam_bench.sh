@@ -9,6 +9,8 @@
 #                                                         a fresh hub started: until it has all
 #   sangam_streaming rows=N seconds=S writer_rows_per_s=W e2e_rows_per_s=E lag_end_s=L
 #   sangam_latency samples=K p50_ms=X p99_ms=Y max_ms=Z   one API write until visible at the hub
+#   sangam_wire changes=C wire_bytes=W frame_bytes=F ...  the catch-up's bytes on the wire per
+#                                                         change, against its msgpack frames
 #   sangam_rss region_kib=A hub_kib=B                     peak RSS (VmHWM) after the runs
 # --small: N=20,000 and 100 latency samples (the smoke form in tests/run.sh, seconds).
 #
@@ -121,6 +123,14 @@ log "catch-up: starting the hub"
 t0=$(now); start hub; wait_hub "$seq"; t1=$(now)
 printf 'sangam_catchup rows=%s seconds=%s rows_per_s=%s\n' "$seq" "$(secs "$t0" "$t1")" \
   "$(rate "$seq" "$t0" "$t1")"
+
+# Wire: what the catch-up cost on the connection, per change, against the changes' own
+# msgpack encoding (the frames' bytes, decrypted).
+regions=$("$SANGAM" --node "$TMP/hub.sock" --json hub regions)
+num() { grep -o "\"$1\": *[0-9]*" <<<"$regions" | head -1 | grep -o '[0-9]*$'; }
+awk -v c="$(num changes)" -v w="$(num wire_bytes_in)" -v f="$(num frame_bytes_in)" 'BEGIN {
+  if (c > 0) printf "sangam_wire changes=%d wire_bytes=%d frame_bytes=%d wire_per_change=%.1f frame_per_change=%.1f ratio=%.3f\n",
+    c, w, f, w / c, f / c, w / f }'
 
 # 2. Streaming: the region writes as fast as it can while it replicates.
 log "streaming: writing $N more changes while connected"
