@@ -33,57 +33,8 @@
 
 #define STORE_RESET_RUNS 2000
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-const char *__asan_default_options(void);
-
-/* ASan holds up to 256 MiB of freed memory in quarantine by default; with the many small
- * allocations of SQLite and jansson that brings a 60 s run close to the 512 MiB rss limit of
- * tests/run.sh. 64 MiB still catches the use of recently freed memory. ASAN_OPTIONS overrides. */
-const char *__asan_default_options(void)
-{
-    return "quarantine_size_mb=64";
-}
-
-/* The harness's state. libFuzzer's interface has no context argument, so it is file-static. */
-typedef struct harness {
-    char dir[256];  /* private temp dir */
-    char path[300]; /* database file inside it */
-    sg_store *st;   /* open store, or NULL */
-    unsigned runs;  /* inputs since the store was (re)created */
-} harness;
-
-static harness H;
-
-/* Aborts when a property does not hold, saying which, so a crash report names it. */
-static void require_at(int ok, const char *what, int line)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_csv.c:%d: property failed: %s\n", line, what);
-        abort();
-    }
-}
-#define require(cond) require_at((cond) != 0, #cond, __LINE__)
-
-static void remove_db_files(void)
-{
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    char p[320];
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        snprintf(p, sizeof(p), "%s%s", H.path, suffix[i]);
-        unlink(p);
-    }
-}
-
-static void cleanup(void)
-{
-    sg_store_close(H.st);
-    H.st = NULL;
-    if (H.dir[0] != '\0') {
-        remove_db_files();
-        rmdir(H.dir);
-    }
-}
+#define FUZZ_NAME "fuzz_csv.c"
+#include "fuzz_harness.h"
 
 /* The store, (re)created with one organisation; its id goes to org_id. The node makes its own
  * ids, so seeds name it with the placeholder ORG (see expand_org), and any other id is an
