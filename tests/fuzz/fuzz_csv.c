@@ -49,25 +49,7 @@ static sg_store *store(char org_id[32])
         memcpy(org_id, org, sizeof(org));
         return H.st;
     }
-    if (H.dir[0] == '\0') {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(H.dir, sizeof(H.dir), "%s/fuzz_csv-XXXXXX",
-                 tmp && tmp[0] ? tmp : (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"));
-        if (mkdtemp(H.dir) == NULL) {
-            perror("fuzz_csv: mkdtemp");
-            abort();
-        }
-        snprintf(H.path, sizeof(H.path), "%s/fuzz.db", H.dir);
-        atexit(cleanup);
-    }
-    sg_store_close(H.st);
-    H.st = NULL;
-    remove_db_files();
-    if (sg_store_open(&H.st, H.path, "fuzzland", "region", &err) < 0) {
-        fprintf(stderr, "fuzz_csv: %s\n", err.msg);
-        abort();
-    }
-    sqlite3_exec(sg_store_db(H.st), "PRAGMA synchronous = OFF", NULL, NULL, NULL);
+    harness_fresh_store();
     fields = json_pack("{s:s, s:s}", "name", "Fuzz Org", "kind", "other");
     if (fields == NULL ||
         sg_store_create(&rec, H.st, sg_rectype_find("organisations", -1), fields, 0, &err) < 0) {

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -64,6 +66,33 @@ static void cleanup(void)
         remove_db_files();
         rmdir(H.dir);
     }
+}
+
+/* Replaces the store with an empty one (the first call makes the temp dir), synchronous=OFF:
+ * the fuzzers test logic, not durability. Aborts when that fails. */
+static void harness_fresh_store(void)
+{
+    sg_err err = {0};
+
+    if (H.dir[0] == '\0') {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(H.dir, sizeof(H.dir), "%s/fuzz-XXXXXX",
+                 tmp && tmp[0] ? tmp : (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"));
+        if (mkdtemp(H.dir) == NULL) {
+            perror(FUZZ_NAME ": mkdtemp");
+            abort();
+        }
+        snprintf(H.path, sizeof(H.path), "%s/fuzz.db", H.dir);
+        atexit(cleanup);
+    }
+    sg_store_close(H.st);
+    H.st = NULL;
+    remove_db_files();
+    if (sg_store_open(&H.st, H.path, "fuzzland", "region", &err) < 0) {
+        fprintf(stderr, "%s: %s\n", FUZZ_NAME, err.msg);
+        abort();
+    }
+    sqlite3_exec(sg_store_db(H.st), "PRAGMA synchronous = OFF", NULL, NULL, NULL);
 }
 
 #endif

@@ -49,29 +49,9 @@
 /* Opens a fresh store (removing the previous one). */
 static sg_store *store(void)
 {
-    sg_err err = {0};
-
     if (H.st != NULL && H.runs < STORE_RESET_RUNS)
         return H.st;
-    if (H.dir[0] == '\0') {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(H.dir, sizeof(H.dir), "%s/fuzz_http-XXXXXX",
-                 tmp && tmp[0] ? tmp : (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"));
-        if (mkdtemp(H.dir) == NULL) {
-            perror("fuzz_http: mkdtemp");
-            abort();
-        }
-        snprintf(H.path, sizeof(H.path), "%s/fuzz.db", H.dir);
-        atexit(cleanup);
-    }
-    sg_store_close(H.st);
-    H.st = NULL;
-    remove_db_files();
-    if (sg_store_open(&H.st, H.path, "fuzzland", "region", &err) < 0) {
-        fprintf(stderr, "fuzz_http: %s\n", err.msg);
-        abort();
-    }
-    sqlite3_exec(sg_store_db(H.st), "PRAGMA synchronous = OFF", NULL, NULL, NULL);
+    harness_fresh_store();
     H.runs = 0;
     return H.st;
 }
