@@ -8,8 +8,8 @@
 #   tests/bench/run.sh --small    # the smoke form tests/run.sh runs (20,000 rows; seconds)
 #   BENCH_SKIP_PG=1 ...           # leave PostgreSQL out (its columns print n/a)
 #
-# Not yet measured (issue 4 lists them; BENCHMARKS.md says so): fan-in of 2..500 regions,
-# offline return of 200,000 mixed changes, growth with 1M/5M hub rows.
+# Besides the table's comparisons: offline return (200,000 mixed changes), fan-in of 2, 10,
+# 100 and 500 regions, and growth (a hub already holding 1M and 5M rows), each with its goal.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -28,7 +28,7 @@ sangam_install_deps
 BUILD=$ROOT/build-bench
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target sangamd sangam bench_sqlite_limit bench_latency \
-  >/dev/null
+  bench_fanin >/dev/null
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
 
@@ -81,3 +81,19 @@ printf '%-34s %14s %14s %14s %10s %10s\n' "wire bytes per change (/msgpack)" \
   "-" "$(or_na "$(get sangam_wire ratio)")" "-"
 printf '%-34s %14s %14s %14s %10s %10s\n' "peak RSS region / hub (KiB)" \
   "$(get sangam_rss region_kib) / $(get sangam_rss hub_kib)" "-" "-" "-" "-"
+
+# Lines with several instances: fan-in per region count, growth per hub size.
+echo
+printf '%-34s %14s %14s %14s %10s %10s\n' "offline return, $(or_na "$(get sangam_offline changes)") mixed" \
+  "$(or_na "$(get sangam_offline since_connect_s)") s" "$(or_na "$(get sangam_offline rows_per_s)")/s" \
+  "-" "-" "-"
+awk '$1 == "sangam_fanin" { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+  if (base == "") base = v["rows_per_s"]
+  goal = 32 * 1024 + 128 * v["regions"]
+  printf "%-34s %14s %14s %14s %10.2f %10s\n", "fan-in " v["regions"] " regions (rows/s, RSS)",
+    v["rows_per_s"], v["hub_kib"] " KiB", "goal " goal, v["rows_per_s"] / base,
+    (v["hub_kib"] <= goal ? "RSS ok" : "RSS over") }' "$OUT"
+awk '$1 == "sangam_growth" { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+  if (base == "") base = v["rows_per_s"]
+  printf "%-34s %14s %14s %14s %10.2f %10s\n", "growth, hub holding " v["hub_rows"] " rows",
+    v["rows_per_s"], "-", "-", v["rows_per_s"] / base, "-" }' "$OUT"

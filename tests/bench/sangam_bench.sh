@@ -12,6 +12,18 @@
 #   sangam_wire changes=C wire_bytes=W frame_bytes=F ...  the catch-up's bytes on the wire per
 #                                                         change, against its msgpack frames
 #   sangam_rss region_kib=A hub_kib=B                     peak RSS (VmHWM) after the runs
+#   sangam_offline changes=M seconds=S since_connect_s=C rows_per_s=R
+#                                                         the hub away while the region writes M
+#                                                         mixed changes (inserts, updates,
+#                                                         deletes over four tables); from the
+#                                                         hub's restart (and from the region's
+#                                                         reconnect) to zero lag
+#   sangam_fanin regions=R changes=F ... rows_per_s=X hub_kib=H
+#                                                         R simulated regions (bench_fanin, one
+#                                                         certificate and connection each) push
+#                                                         F changes in all to a fresh hub
+#   sangam_growth hub_rows=H changes=G rows_per_s=X       G changes from 2 regions into a hub
+#                                                         already holding H member rows
 # --small: N=20,000 and 100 latency samples (the smoke form in tests/run.sh, seconds).
 #
 # Everything is loopback, every wait has a deadline, and an EXIT trap stops the daemons and
@@ -20,7 +32,14 @@ set -euo pipefail
 BUILD=$(realpath "${1:?usage: sangam_bench.sh BUILD_DIR N [--small]}")
 N=${2:-1000000}
 K=1000
-[ "${3:-}" = --small ] && { N=20000; K=100; }
+M=200000                      # offline return: mixed changes written while the hub is away
+F=200000                      # fan-in: changes in all
+FAN="2 10 100 500"            # fan-in: region counts
+G=200000                      # growth: changes pushed at each size
+GROW="1000000 4000000"        # growth: rows added before the 2nd and 3rd measurement (1M, 5M)
+if [ "${3:-}" = --small ]; then
+  N=20000 K=100 M=20000 F=10000 FAN="2 10 100" G=10000 GROW="20000 80000"
+fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 SANGAMD=$BUILD/server/sangamd
@@ -147,5 +166,54 @@ log "latency: $K single writes"
 
 hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 printf 'sangam_rss region_kib=%s hub_kib=%s\n' "$(hwm "$PID_bench")" "$(hwm "$PID_hub")"
+
+# 4. Offline return: the hub goes away; the region keeps working and writes M mixed changes
+# (through SQLite, captured by the region's triggers as any writer's are); the hub comes back.
+log "offline return: $M mixed changes while the hub is away"
+stop hub
+"$BUILD/tests/bench/bench_sqlite_limit" "$M" --mixed --into "$TMP/bench.db" --region bench >/dev/null
+seq=$(region_seq)
+t0=$(now); start hub; wait_hub "$seq"; t1=$(now)
+# The region's reconnect (its backoff is at most reconnect_max = 1 s) from its own log.
+conn=$(grep 'event=uplink_connected' "$TMP/bench.log" | tail -1 | sed 's/^ts=\([^ ]*\) .*/\1/')
+conn=$(date -d "$conn" +%s.%N)
+printf 'sangam_offline changes=%s seconds=%s since_connect_s=%s rows_per_s=%s\n' "$M" \
+  "$(secs "$t0" "$t1")" "$(secs "$conn" "$t1")" "$(rate "$M" "$conn" "$t1")"
+printf 'sangam_rss_offline region_kib=%s hub_kib=%s\n' "$(hwm "$PID_bench")" "$(hwm "$PID_hub")"
 stop bench
+stop hub
+
+# 5. Fan-in: R regions pushing at once, each a fresh hub (so its peak RSS is this run's).
+fresh_hub() { # fresh_hub: an empty hub database, hub started
+  rm -f "$TMP"/hub.db*
+  start hub
+}
+for r in $FAN; do
+  log "fan-in: $r regions, $F changes in all"
+  fresh_hub
+  out=$("$BUILD/tests/bench/bench_fanin" --hub "127.0.0.1:$PORT" --pki "$TMP/pki" --regions "$r" \
+    --changes "$F" --prefix "fan$r")
+  echo "$out hub_kib=$(hwm "$PID_hub")"
+  stop hub
+done
+
+# 6. Growth: the same push into a hub that already holds 0, then 1M, then 5M member rows (the
+# filler is written as the hub's apply writes rows, with its triggers standing aside).
+log "growth: $G changes into a hub holding more and more rows"
+fresh_hub
+held=0 i=0
+for add in 0 $GROW; do
+  if [ "$add" -gt 0 ]; then
+    stop hub
+    "$BUILD/tests/bench/bench_sqlite_limit" "$add" --into "$TMP/hub.db" --region filler \
+      --applying >/dev/null
+    start hub
+  fi
+  held=$(sqlite3 "$TMP/hub.db" "SELECT count(*) FROM members")
+  i=$((i + 1))
+  out=$("$BUILD/tests/bench/bench_fanin" --hub "127.0.0.1:$PORT" --pki "$TMP/pki" --regions 2 \
+    --changes "$G" --prefix "grow$i")
+  rate=$(sed 's/.*rows_per_s=\([0-9]*\).*/\1/' <<<"$out")
+  printf 'sangam_growth hub_rows=%s changes=%s rows_per_s=%s\n' "$held" "$G" "$rate"
+done
 stop hub

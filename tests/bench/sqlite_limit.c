@@ -4,6 +4,12 @@
  *
  *   bench_sqlite_limit N [--db PATH]            N member-like rows, bulk insert
  *   bench_sqlite_limit N --mixed [--db PATH]    N mixed operations over four tables
+ *   bench_sqlite_limit N [--mixed] --into DB [--region R] [--applying]
+ *       the same writes into an existing node database made by sangamd (its schema is not
+ *       created): a region's capture triggers log them as they would the sqlite3 shell's writes
+ *       (the offline-return workload of sangam_bench.sh); --applying marks the connection as
+ *       replication applying R's changes (sg_node.applying), so a hub's triggers stand aside and
+ *       the rows are what the hub would hold after applying them (the growth benchmark's filler)
  *
  * Prints one key=value line on stdout:
  *   sqlite_limit rows=N seconds=S rows_per_s=R
@@ -46,7 +52,6 @@ extern const char bench_schema_sql[]; /* server/schema.sql, embedded by cmake/em
 
 #define BATCH   10000 /* rows (operations) per transaction */
 #define ULID    26    /* characters in an id */
-#define REGION  "mirzapur"
 #define NO_SLOT (-1)
 
 enum { T_ORG, T_MEMBER, T_SESSION, T_ISSUE, T_COUNT };
@@ -93,6 +98,8 @@ typedef struct table {
 /* The run: one of these, passed down (no globals). */
 typedef struct bench {
     sqlite3 *db;
+    const char *region;      /* the rows' owning region */
+    long before[T_COUNT];    /* rows already in each table (--into) */
     uint64_t rng;            /* splitmix64 state */
     uint64_t last_ms;        /* time part of the last id */
     uint64_t rnd_hi, rnd_lo; /* random part of the last id (16 + 64 bits) */
@@ -267,7 +274,7 @@ static int insert_member(bench *b, char out_id[ULID + 1], const char *org)
     snprintf(phone, sizeof(phone), "+91 9%09d", pick(b, 999999999));
     snprintf(joined, sizeof(joined), "2026-%02d-%02d", 1 + pick(b, 10), 1 + pick(b, 28));
     bind_text(s, 1, out_id);
-    bind_text(s, 2, REGION);
+    bind_text(s, 2, b->region);
     bind_text(s, 3, name);
     bind_text(s, 4, org ? "representative" : "entrepreneur");
     bind_text(s, 5, female ? "female" : "male");
@@ -362,7 +369,7 @@ static int mixed_insert(bench *b, int tbl)
         snprintf(text, sizeof(text), "%s Swayam Sahayata Samooh %d",
                  villages[pick(b, COUNT(villages))], pick(b, 1000));
         bind_text(s, 1, row->id);
-        bind_text(s, 2, REGION);
+        bind_text(s, 2, b->region);
         bind_text(s, 3, text);
         bind_text(s, 4, org_kinds[pick(b, COUNT(org_kinds))]);
         bind_text(s, 5, districts[pick(b, COUNT(districts))]);
@@ -376,7 +383,7 @@ static int mixed_insert(bench *b, int tbl)
         snprintf(text, sizeof(text), "%s %s session on %s", districts[pick(b, 3)],
                  sectors[pick(b, COUNT(sectors))], held);
         bind_text(s, 1, row->id);
-        bind_text(s, 2, REGION);
+        bind_text(s, 2, b->region);
         bind_text(s, 3, session_kinds[pick(b, COUNT(session_kinds))]);
         bind_text(s, 4, text);
         bind_text(s, 5, held);
@@ -393,7 +400,7 @@ static int mixed_insert(bench *b, int tbl)
         snprintf(text, sizeof(text), "%s: %s members in %s", cat, sectors[pick(b, 10)],
                  villages[pick(b, COUNT(villages))]);
         bind_text(s, 1, row->id);
-        bind_text(s, 2, REGION);
+        bind_text(s, 2, b->region);
         bind_text(s, 3, b->t[T_MEMBER].v[refs[0]].id);
         bind_text(s, 4, refs[1] == NO_SLOT ? NULL : b->t[T_SESSION].v[refs[1]].id);
         bind_text(s, 5, cat);
@@ -504,13 +511,13 @@ static int count_rows(bench *b, const char *tbl, long *out)
 }
 
 /* Opens path (which must not exist) with the hub's pragmas and creates the schema. */
-static int open_db(bench *b, const char *path)
+static int open_db(bench *b, const char *path, int existing)
 {
     sqlite3_stmt *s = NULL;
     int ok;
 
-    if (sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE | (existing ? 0 : SQLITE_OPEN_CREATE),
+                        NULL) != SQLITE_OK)
         return fail_db(b, path);
     if (sqlite3_prepare_v2(b->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK)
         return fail_db(b, "journal_mode");
@@ -519,9 +526,31 @@ static int open_db(bench *b, const char *path)
     sqlite3_finalize(s);
     if (!ok)
         return fail_db(b, "cannot switch to WAL mode");
-    if (exec(b, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", "pragmas") < 0)
+    if (exec(b, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+             "pragmas") < 0)
         return -1;
+    if (existing) {
+        for (int t = 0; t < T_COUNT; t++)
+            if (count_rows(b, table_names[t], &b->before[t]) < 0)
+                return -1;
+        return 0;
+    }
     return exec(b, bench_schema_sql, "create schema");
+}
+
+/* Sets (region) or clears (NULL) sg_node.applying, the flag replication sets on a hub while it
+ * applies a region's changes; the capture triggers stand aside while it is set. */
+static int set_applying(bench *b, const char *region)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+    if (sqlite3_prepare_v2(b->db, "UPDATE sg_node SET applying = ?", -1, &s, NULL) != SQLITE_OK)
+        return fail_db(b, "sg_node.applying");
+    if (region != NULL)
+        sqlite3_bind_text(s, 1, region, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : fail_db(b, "sg_node.applying");
 }
 
 static int run_bulk(bench *b, long n)
@@ -543,8 +572,9 @@ static int run_bulk(bench *b, long n)
 
     if (count_rows(b, "members", &rows) < 0)
         return -1;
-    if (rows != n) {
-        fprintf(stderr, "bench_sqlite_limit: %ld members in the table, expected %ld\n", rows, n);
+    if (rows - b->before[T_MEMBER] != n) {
+        fprintf(stderr, "bench_sqlite_limit: %ld new members in the table, expected %ld\n",
+                rows - b->before[T_MEMBER], n);
         return -1;
     }
     printf("sqlite_limit rows=%ld seconds=%.3f rows_per_s=%.0f\n", n, t1 - t0, n / (t1 - t0));
@@ -570,9 +600,9 @@ static int run_mixed(bench *b, long n)
         long rows;
         if (count_rows(b, table_names[t], &rows) < 0)
             return -1;
-        if (rows != b->t[t].live) {
-            fprintf(stderr, "bench_sqlite_limit: %ld rows in %s, expected %ld\n", rows,
-                    table_names[t], (long)b->t[t].live);
+        if (rows - b->before[t] != b->t[t].live) {
+            fprintf(stderr, "bench_sqlite_limit: %ld new rows in %s, expected %ld\n",
+                    rows - b->before[t], table_names[t], (long)b->t[t].live);
             return -1;
         }
     }
@@ -585,8 +615,10 @@ static int run_mixed(bench *b, long n)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_sqlite_limit N [--mixed] [--db PATH]\n"
+                    "       bench_sqlite_limit N [--mixed] --into DB [--region R] [--applying]\n"
                     "  N rows (or, with --mixed, operations) into a fresh database with the hub's\n"
-                    "  schema and pragmas; PATH must not exist (default: a temp dir, removed)\n");
+                    "  schema and pragmas; PATH must not exist (default: a temp dir, removed).\n"
+                    "  --into: into an existing node database instead (see the file's header)\n");
 }
 
 /* Removes path, ignoring a file that is not there. */
@@ -600,18 +632,25 @@ int main(int argc, char **argv)
 {
     bench b;
     long n = -1;
-    int mixed = 0, rc = 1;
-    const char *db_arg = NULL;
+    int mixed = 0, rc = 1, applying = 0;
+    const char *db_arg = NULL, *into = NULL;
     char dir[4096] = "", path[4200];
     struct stat st;
 
     memset(&b, 0, sizeof(b));
     b.rng = 42;
+    b.region = "mirzapur";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--mixed") == 0) {
             mixed = 1;
         } else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
             db_arg = argv[++i];
+        } else if (strcmp(argv[i], "--into") == 0 && i + 1 < argc) {
+            into = argv[++i];
+        } else if (strcmp(argv[i], "--region") == 0 && i + 1 < argc) {
+            b.region = argv[++i];
+        } else if (strcmp(argv[i], "--applying") == 0) {
+            applying = 1;
         } else if (n < 0 && argv[i][0] != '-') {
             char *end;
             errno = 0;
@@ -625,12 +664,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (n < 1) {
+    if (n < 1 || (into != NULL && db_arg != NULL) || (applying && into == NULL)) {
         usage();
         return 2;
     }
 
-    if (db_arg != NULL) {
+    if (into != NULL) {
+        snprintf(path, sizeof(path), "%s", into);
+    } else if (db_arg != NULL) {
         if (stat(db_arg, &st) == 0) {
             fprintf(stderr,
                     "bench_sqlite_limit: %s exists; the limit is measured on a fresh file\n",
@@ -648,9 +689,13 @@ int main(int argc, char **argv)
         snprintf(path, sizeof(path), "%s/limit.db", dir);
     }
 
-    if (open_db(&b, path) < 0 || prepare(&b, mixed) < 0)
+    if (open_db(&b, path, into != NULL) < 0 || prepare(&b, mixed) < 0)
+        goto close_db;
+    if (applying && set_applying(&b, b.region) < 0)
         goto close_db;
     rc = (mixed ? run_mixed(&b, n) : run_bulk(&b, n)) < 0 ? 1 : 0;
+    if (applying && set_applying(&b, NULL) < 0)
+        rc = 1;
 
 close_db:
     for (int t = 0; t < T_COUNT; t++) {
