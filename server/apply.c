@@ -388,17 +388,28 @@ rollback:
     sg_store_rollback(st);
 }
 
-static int set_applying(sg_store *st, const char *region, sg_err *err)
+/* Replication's write transactions run with the capture triggers off (store.h,
+ * sg_store_capture): begin turns them off, end turns them back on whatever happened. */
+static int apply_begin(sg_store *st, sg_err *err)
 {
-    sqlite3_stmt *stmt;
-    int rc = store_stmt(st, "UPDATE sg_node SET applying = ?", &stmt, err);
+    int rc;
+    sg_store_capture(st, 0);
+    rc = sg_store_begin(st, err);
     if (rc < 0)
-        return rc;
-    if (region)
-        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "sg_node");
+        sg_store_capture(st, 1);
+    return rc;
+}
+
+/* Commits (ok) or rolls back, then turns capture back on. */
+static int apply_end(sg_store *st, int ok, sg_err *err)
+{
+    int rc = 0;
+    if (ok)
+        rc = sg_store_commit(st, err);
+    else
+        sg_store_rollback(st);
+    sg_store_capture(st, 1);
+    return rc;
 }
 
 /* The transaction body of sg_apply_batch. */
@@ -416,9 +427,6 @@ static int apply_locked(sg_apply_result *out, sg_store *st, const char *region, 
     if (rc < 0)
         return rc;
     expect = cursor + 1;
-    rc = set_applying(st, region, err);
-    if (rc < 0)
-        return rc;
     /* The hub's clock never runs behind a change it applies (HLC receive rule): once per
      * batch, with the batch's largest clock. */
     if (b->nchanges > 0) {
@@ -456,9 +464,6 @@ static int apply_locked(sg_apply_result *out, sg_store *st, const char *region, 
         }
         out->applied++;
     }
-    rc = set_applying(st, NULL, err);
-    if (rc < 0)
-        return rc;
     sg_now_iso(now);
     rc = store_stmt(st,
                     "UPDATE sg_regions SET last_seq = ?, applied = applied + ?, last_contact = ?, "
@@ -490,12 +495,12 @@ int sg_apply_batch(sg_apply_result *out, sg_store *st, const char *region, const
         quarantine(st, region, b, err->msg);
         return sg_err_wrap(err, "batch held in quarantine");
     }
-    rc = sg_store_begin(st, err);
+    rc = apply_begin(st, err);
     if (rc < 0)
         return rc;
     rc = apply_locked(out, st, region, b, snapshot, err);
     if (rc < 0) {
-        sg_store_rollback(st);
+        apply_end(st, 0, err);
         if (rc == SG_EGAP || rc == SG_EBUSY || rc == SG_EFULL || rc == SG_EIO || rc == SG_ENOMEM ||
             rc == SG_EDB)
             return rc; /* not the batch's fault: nothing to hold */
@@ -507,7 +512,7 @@ int sg_apply_batch(sg_apply_result *out, sg_store *st, const char *region, const
             return sg_err_set(err, SG_EQUARANTINE, "batch held in quarantine: %s", err->msg);
         return sg_err_wrap(err, "batch held in quarantine");
     }
-    return sg_store_commit(st, err);
+    return apply_end(st, 1, err);
 }
 
 int sg_apply_snapshot_begin(sg_store *st, const char *region, uint64_t seq, sg_err *err)
@@ -545,7 +550,7 @@ int sg_apply_snapshot_end(sg_store *st, const char *region, uint64_t seq, sg_err
 {
     sqlite3_stmt *stmt;
     size_t ntypes = 0;
-    int rc = sg_store_begin(st, err);
+    int rc = apply_begin(st, err);
 
     if (rc < 0)
         return rc;
@@ -561,9 +566,6 @@ int sg_apply_snapshot_end(sg_store *st, const char *region, uint64_t seq, sg_err
         goto rollback;
     }
     sqlite3_reset(stmt);
-    rc = set_applying(st, region, err);
-    if (rc < 0)
-        goto rollback;
     /* Children before parents, so foreign keys never see a dangling row. */
     while (sg_rectypes[ntypes] != NULL)
         ntypes++;
@@ -585,9 +587,6 @@ int sg_apply_snapshot_end(sg_store *st, const char *region, uint64_t seq, sg_err
         }
         sqlite3_reset(stmt);
     }
-    rc = set_applying(st, NULL, err);
-    if (rc < 0)
-        goto rollback;
     rc = store_stmt(st,
                     "UPDATE sg_regions SET last_seq = ?, snapshot_seq = NULL, last_error = NULL "
                     "WHERE region = ?",
@@ -608,10 +607,10 @@ int sg_apply_snapshot_end(sg_store *st, const char *region, uint64_t seq, sg_err
     sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
     sqlite3_step(stmt);
     sqlite3_reset(stmt);
-    return sg_store_commit(st, err);
+    return apply_end(st, 1, err);
 
 rollback:
-    sg_store_rollback(st);
+    apply_end(st, 0, err);
     return rc;
 }
 

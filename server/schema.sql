@@ -17,9 +17,9 @@ CREATE TABLE sg_node (
     id       TEXT NOT NULL,            -- this node's region id (or 'hub')
     role     TEXT NOT NULL CHECK ((role = 'region' OR role = 'hub')),
     hlc      INTEGER NOT NULL DEFAULT 0, -- last hybrid logical clock value handed out
-    applying TEXT                      -- while replication applies a region's changes: that
-                                       -- region; the capture triggers then stand aside, as the
-                                       -- change is recorded in sg_applied instead
+    applying TEXT                      -- no longer used: replication turns the capture triggers
+                                       -- off on its own connection instead (store.h,
+                                       -- sg_store_capture); kept because v1 databases have it
 ) STRICT;
 
 -- Hub: replication state per region. last_seq is the cursor: every change of that region up to

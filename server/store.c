@@ -10,9 +10,10 @@
  * shell. Each trigger advances the hybrid logical clock in sg_node and appends one row to
  * sg_changes. They are plain SQL, so the sqlite3 shell's writes are captured too. Updates record
  * only the columns whose value changed; an update that changes nothing records nothing. While
- * the hub applies a region's changes (sg_node.applying set, inside apply.c's transaction) the
- * triggers stand aside: those changes are the region's, recorded in sg_applied, and capturing
- * them again would double the hub's writes.
+ * the hub applies a region's changes, its connection has triggers off (sg_store_capture): those
+ * changes are the region's, recorded in sg_applied. (The triggers used to test sg_node.applying
+ * instead, which cost a subquery per row even while they stood aside; the column stays in
+ * schema v1, unused.)
  */
 #include "store.h"
 
@@ -178,6 +179,11 @@ int store_stmt(sg_store *st, const char *sql, sqlite3_stmt **out, sg_err *err)
     return 0;
 }
 
+void sg_store_capture(sg_store *st, int on)
+{
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, (int *)NULL);
+}
+
 int store_exec(sg_store *st, const char *sql, sg_err *err, const char *what)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
@@ -261,8 +267,7 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
     sb_add(&b, line);
 
     snprintf(line, sizeof(line),
-             "CREATE TRIGGER sg_%s_insert AFTER INSERT ON %s "
-             "WHEN (SELECT applying FROM sg_node) IS NULL BEGIN "
+             "CREATE TRIGGER sg_%s_insert AFTER INSERT ON %s BEGIN "
              "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
              "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
              "SELECT hlc, id, '%s', NEW.id, 'insert', json_object(",
@@ -277,10 +282,7 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
     }
     sb_add(&b, ") FROM sg_node; END;");
 
-    snprintf(line, sizeof(line),
-             "CREATE TRIGGER sg_%s_update AFTER UPDATE ON %s WHEN (SELECT applying FROM sg_node) "
-             "IS NULL AND (",
-             t, t);
+    snprintf(line, sizeof(line), "CREATE TRIGGER sg_%s_update AFTER UPDATE ON %s WHEN (", t, t);
     sb_add(&b, line);
     for (int i = 0; i < n; i++) {
         snprintf(line, sizeof(line), "%sNEW.%s IS NOT OLD.%s", i ? " OR " : "", cols[i], cols[i]);
@@ -304,8 +306,7 @@ static int make_triggers(sg_store *st, const char *t, sg_err *err)
     sb_add(&b, ")) FROM sg_node; END;");
 
     snprintf(line, sizeof(line),
-             "CREATE TRIGGER sg_%s_delete AFTER DELETE ON %s "
-             "WHEN (SELECT applying FROM sg_node) IS NULL BEGIN "
+             "CREATE TRIGGER sg_%s_delete AFTER DELETE ON %s BEGIN "
              "UPDATE sg_node SET hlc = max(hlc + 1, " HLC_NOW_SQL ");"
              "INSERT INTO sg_changes(hlc, origin, tbl, pk, op, data) "
              "SELECT hlc, id, '%s', OLD.id, 'delete', NULL FROM "

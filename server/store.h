@@ -49,6 +49,16 @@ void sg_store_read_end(sg_store *st);
 /* Calls fn(arg) after every successful sg_store_commit (replication wakes on it). */
 void sg_store_on_commit(sg_store *st, void (*fn)(void *arg), void *arg);
 
+/* Turns this connection's change capture off (on = 0) or back on (1). Replication applying a
+ * region's changes at the hub turns it off for its transactions: those changes are the
+ * region's, recorded in sg_applied, and capturing them again would double the hub's writes (and
+ * the triggers' mere presence costs a third of an apply). Other connections - the sqlite3 shell,
+ * a second sangamd - keep capturing. The triggers are the connection's
+ * SQLITE_DBCONFIG_ENABLE_TRIGGER; switching it expires every statement prepared on the
+ * connection, so a statement cached while capture was off is prepared again, with its triggers,
+ * before it next runs. */
+void sg_store_capture(sg_store *st, int on);
+
 /* Transactions: begin takes the write lock at once (BEGIN IMMEDIATE). Not nestable. */
 int sg_store_begin(sg_store *st, sg_err *err);
 int sg_store_commit(sg_store *st, sg_err *err);

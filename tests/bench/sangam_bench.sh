@@ -6,7 +6,8 @@
 #   sangam_region_write rows=N seconds=S rows_per_s=R   the region's own write path (CSV import
 #                                                         in 10,000-row files, capture included)
 #   sangam_catchup rows=N seconds=S rows_per_s=R          N changes already in the region's log,
-#                                                         a fresh hub started: until it has all
+#                                                         a fresh hub started: from the region's
+#                                                         connection until the hub has them all
 #   sangam_streaming rows=N seconds=S writer_rows_per_s=W e2e_rows_per_s=E lag_end_s=L
 #   sangam_latency samples=K p50_ms=X p99_ms=Y max_ms=Z   one API write until visible at the hub
 #   sangam_wire changes=C wire_bytes=W frame_bytes=F ...  the catch-up's bytes on the wire per
@@ -111,6 +112,10 @@ wait_hub() { # wait_hub SEQ: until the hub's cursor reaches SEQ (deadline 20 min
     sleep 0.02
   done
 }
+connected_at() { # the time of the region's last uplink_connected log line, as seconds
+  date -d "$(grep 'event=uplink_connected' "$TMP/bench.log" | tail -1 |
+    sed 's/^ts=\([^ ]*\) .*/\1/')" +%s.%N
+}
 make_rows() { # make_rows COUNT SEED DIR: the CSV files write_rows imports (made untimed)
   local left=$1 seed=$2 chunk i=0
   mkdir -p "$3"
@@ -139,7 +144,10 @@ printf 'sangam_region_write rows=%s seconds=%s rows_per_s=%s\n' "$N" "$(secs "$t
   "$(rate "$N" "$t0" "$t1")"
 seq=$(region_seq)
 log "catch-up: starting the hub"
-t0=$(now); start hub; wait_hub "$seq"; t1=$(now)
+start hub; wait_hub "$seq"; t1=$(now)
+# From the region's connection (its log's uplink_connected): a region with no hub retries every
+# reconnect_max (1 s here), a wait that is not replication's.
+t0=$(connected_at)
 printf 'sangam_catchup rows=%s seconds=%s rows_per_s=%s\n' "$seq" "$(secs "$t0" "$t1")" \
   "$(rate "$seq" "$t0" "$t1")"
 
@@ -175,8 +183,7 @@ stop hub
 seq=$(region_seq)
 t0=$(now); start hub; wait_hub "$seq"; t1=$(now)
 # The region's reconnect (its backoff is at most reconnect_max = 1 s) from its own log.
-conn=$(grep 'event=uplink_connected' "$TMP/bench.log" | tail -1 | sed 's/^ts=\([^ ]*\) .*/\1/')
-conn=$(date -d "$conn" +%s.%N)
+conn=$(connected_at)
 printf 'sangam_offline changes=%s seconds=%s since_connect_s=%s rows_per_s=%s\n' "$M" \
   "$(secs "$t0" "$t1")" "$(secs "$conn" "$t1")" "$(rate "$M" "$conn" "$t1")"
 printf 'sangam_rss_offline region_kib=%s hub_kib=%s\n' "$(hwm "$PID_bench")" "$(hwm "$PID_hub")"

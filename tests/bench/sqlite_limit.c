@@ -7,9 +7,9 @@
  *   bench_sqlite_limit N [--mixed] --into DB [--region R] [--applying]
  *       the same writes into an existing node database made by sangamd (its schema is not
  *       created): a region's capture triggers log them as they would the sqlite3 shell's writes
- *       (the offline-return workload of sangam_bench.sh); --applying marks the connection as
- *       replication applying R's changes (sg_node.applying), so a hub's triggers stand aside and
- *       the rows are what the hub would hold after applying them (the growth benchmark's filler)
+ *       (the offline-return workload of sangam_bench.sh); --applying writes as the hub's
+ *       replication does, with the capture triggers off on this connection, so the rows are what
+ *       a hub holds after applying them (the growth benchmark's filler)
  *
  * Prints one key=value line on stdout:
  *   sqlite_limit rows=N seconds=S rows_per_s=R
@@ -538,21 +538,6 @@ static int open_db(bench *b, const char *path, int existing)
     return exec(b, bench_schema_sql, "create schema");
 }
 
-/* Sets (region) or clears (NULL) sg_node.applying, the flag replication sets on a hub while it
- * applies a region's changes; the capture triggers stand aside while it is set. */
-static int set_applying(bench *b, const char *region)
-{
-    sqlite3_stmt *s = NULL;
-    int rc;
-    if (sqlite3_prepare_v2(b->db, "UPDATE sg_node SET applying = ?", -1, &s, NULL) != SQLITE_OK)
-        return fail_db(b, "sg_node.applying");
-    if (region != NULL)
-        sqlite3_bind_text(s, 1, region, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : fail_db(b, "sg_node.applying");
-}
-
 static int run_bulk(bench *b, long n)
 {
     char id[ULID + 1];
@@ -691,11 +676,10 @@ int main(int argc, char **argv)
 
     if (open_db(&b, path, into != NULL) < 0 || prepare(&b, mixed) < 0)
         goto close_db;
-    if (applying && set_applying(&b, b.region) < 0)
-        goto close_db;
+    /* As the hub's apply connection (store.h, sg_store_capture): no capture triggers. */
+    if (applying)
+        sqlite3_db_config(b.db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, (int *)NULL);
     rc = (mixed ? run_mixed(&b, n) : run_bulk(&b, n)) < 0 ? 1 : 0;
-    if (applying && set_applying(&b, NULL) < 0)
-        rc = 1;
 
 close_db:
     for (int t = 0; t < T_COUNT; t++) {

@@ -230,6 +230,47 @@ static void test_capture_from_other_connection(void **state)
     json_decref(org);
 }
 
+/* Capture off (the hub applying a region's changes) writes no change log on this connection
+ * only, and a statement prepared and cached while it was off captures once it is back on: the
+ * switch expires prepared statements, and a write through the cache must not slip past the log. */
+static void test_capture_off_and_back_on(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *shell;
+    json_t *rec;
+    sg_err err = {0};
+    int64_t before = sg_store_seq(f->st);
+
+    sg_store_capture(f->st, 0);
+    assert_int_equal(sg_store_begin(f->st, &err), 0);
+    rec = create(f, "organisations", "{\"name\":\"Uncaptured\",\"kind\":\"other\"}");
+    json_decref(rec);
+    /* Meanwhile another connection still captures (after this one commits). */
+    assert_int_equal(sg_store_commit(f->st, &err), 0);
+    assert_int_equal(sqlite3_open(f->path, &shell), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(shell,
+                                  "INSERT INTO organisations(id, region, name, kind) "
+                                  "VALUES ('SHELL9', 'bundelkhand', 'Shell org', 'other')",
+                                  0, 0, 0),
+                     SQLITE_OK);
+    sqlite3_close(shell);
+    assert_int_equal(sg_store_seq(f->st), before + 1);
+    assert_int_equal(
+        query_int(sg_store_db(f->st), "SELECT count(*) FROM sg_changes WHERE pk = 'SHELL9'"), 1);
+
+    /* The same cached insert statement, capture back on: logged. */
+    sg_store_capture(f->st, 1);
+    rec = create(f, "organisations", "{\"name\":\"Captured\",\"kind\":\"other\"}");
+    assert_int_equal(sg_store_seq(f->st), before + 2);
+    {
+        char sql[200];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM sg_changes WHERE pk = '%s'", id_of(rec));
+        assert_int_equal(query_int(sg_store_db(f->st), sql), 1);
+    }
+    json_decref(rec);
+    assert_int_equal(query_int(sg_store_db(f->st), "SELECT count(*) FROM organisations"), 3);
+}
+
 static void test_dropped_trigger_is_restored(void **state)
 {
     fixture *f = *state;
@@ -368,6 +409,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_insert_update_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_no_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_from_other_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_off_and_back_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_trigger_is_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_and_version_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_and_references, setup, teardown),
