@@ -1,10 +1,13 @@
 /*
  * import.c - CSV import of members; see import.h and docs/API.md.
  *
- * Two passes: parse every row into a field object and check it (syntax, enums, ranges, that
- * referenced organisations exist), collecting up to SG_IMPORT_MAX_PROBLEMS problems; only when
- * there are none, insert all rows in one transaction. A crash mid-import leaves nothing behind
- * (the transaction is not committed), and a retry imports everything once.
+ * Two passes over the text: the first parses every row into a field object and checks it
+ * (syntax, enums, ranges, that referenced organisations exist), collecting up to
+ * SG_IMPORT_MAX_PROBLEMS problems; only when there are none, the second parses again and inserts
+ * each row as it comes, all in one transaction. A crash mid-import leaves nothing behind (the
+ * transaction is not committed), and a retry imports everything once. Rows are handed to the
+ * pass one at a time and never held all together: a 10,000-row file held as JSON objects cost a
+ * region node 25 MiB, most of its memory budget, for the duration of an import.
  */
 #include "import.h"
 
@@ -29,10 +32,12 @@ typedef struct parse_ctx {
                                                     cell ended: what problems report */
     json_t *cur;                                 /* fields of the current row */
     int cur_bad;                                 /* the current row already has a problem */
-    json_t *rows;                                /* [{"line", "fields"}] per data row */
-    json_t *problems;                            /* [{"row","column","message"}] */
-    int fatal;                                   /* a problem that stops the parse */
-    sg_err err;                                  /* message of a fatal problem */
+    int (*row_cb)(void *arg, long line, json_t *fields); /* each data row; fields is NULL for a
+                                                            row with a cell problem; <0 stops */
+    void *row_arg;
+    json_t *problems; /* [{"row","column","message"}] */
+    int fatal;        /* a problem that stops the parse */
+    sg_err err;       /* message of a fatal problem */
 } parse_ctx;
 
 static const struct {
@@ -208,12 +213,16 @@ static void on_row(int term, void *data)
     if (c->col == 0)
         c->row_line = c->line;
     if (c->row > 1) {
-        /* A row with a cell problem is kept as null: its problems are already listed, and
+        /* A row with a cell problem is passed as NULL: its problems are already listed, and
          * the other rows are still checked so one report lists everything to fix. */
-        json_array_append_new(c->rows, json_pack("{s:I, s:O}", "line", (json_int_t)c->row_line,
-                                                 "fields", c->cur_bad ? json_null() : c->cur));
+        if (c->row_cb(c->row_arg, c->row_line, c->cur_bad ? NULL : c->cur) < 0)
+            c->fatal = 1; /* the callback set c->err */
         json_decref(c->cur);
         c->cur = json_object();
+        if (c->cur == NULL && !c->fatal) {
+            c->fatal = 1;
+            sg_err_set(&c->err, SG_ENOMEM, "import: out of memory");
+        }
     }
     if (c->row == 1 && c->ncols == 0) {
         c->fatal = 1;
@@ -228,23 +237,27 @@ static void on_row(int term, void *data)
     c->cur_bad = 0;
 }
 
-int sg_import_parse(json_t **out_rows, json_t **out_problems, const char *csv, size_t len,
-                    sg_err *err)
+/* Parses csv, calling row_cb(row_arg, line, fields) for each data row (fields borrowed for the
+ * call). Problems go to *problems (an array, created when NULL). Returns 0, or the error that
+ * stopped the parse: a file that cannot be read at all, or the callback's (its err.code and
+ * message, which it writes into *cb_err). */
+static int import_scan(json_t **problems, const char *csv, size_t len,
+                       int (*row_cb)(void *, long, json_t *), void *row_arg, sg_err *cb_err,
+                       sg_err *err)
 {
     struct csv_parser p;
     parse_ctx c;
     int rc = 0;
 
-    *out_rows = NULL;
-    if (out_problems)
-        *out_problems = NULL;
     memset(&c, 0, sizeof(c));
     c.rt = sg_rectype_find("members", -1);
     c.row = 1;
-    c.rows = json_array();
-    c.problems = json_array();
+    c.row_cb = row_cb;
+    c.row_arg = row_arg;
+    c.problems = *problems ? *problems : json_array();
+    *problems = c.problems;
     c.cur = json_object();
-    if (c.rows == NULL || c.problems == NULL || c.cur == NULL) {
+    if (c.problems == NULL || c.cur == NULL) {
         rc = sg_err_set(err, SG_ENOMEM, "import: out of memory");
         goto free_ctx;
     }
@@ -280,27 +293,51 @@ int sg_import_parse(json_t **out_rows, json_t **out_problems, const char *csv, s
         }
     }
     csv_free(&p);
+    if (c.fatal && c.err.code == 0) { /* the callback stopped it */
+        rc = cb_err != NULL && cb_err->code != 0
+                 ? sg_err_set(err, cb_err->code, "%s", cb_err->msg)
+                 : sg_err_set(err, SG_ENOMEM, "import: out of memory");
+        goto free_ctx;
+    }
     if (c.fatal) {
         rc = sg_err_set(err, c.err.code ? c.err.code : SG_ECSV, "%s", c.err.msg);
         goto free_ctx;
     }
-    if (c.row <= 1) {
+    if (c.row <= 1)
         rc = sg_err_set(err, SG_ECSV, "the file is empty: it needs a header row");
-        goto free_ctx;
-    }
-    *out_rows = c.rows;
-    c.rows = NULL;
 
 free_ctx:
-    if (out_problems && (rc == 0 || json_array_size(c.problems) > 0)) {
-        *out_problems = c.problems;
-        c.problems = NULL;
-    }
     for (int i = 0; i < c.ncols; i++)
         free(c.names[i]);
-    json_decref(c.rows);
-    json_decref(c.problems);
     json_decref(c.cur);
+    return rc;
+}
+
+/* sg_import_parse's row callback: collects {"line", "fields"} (fields null for a bad row). */
+static int collect_row(void *arg, long line, json_t *fields)
+{
+    return json_array_append_new(arg, json_pack("{s:I, s:O}", "line", (json_int_t)line, "fields",
+                                                fields ? fields : json_null()));
+}
+
+int sg_import_parse(json_t **out_rows, json_t **out_problems, const char *csv, size_t len,
+                    sg_err *err)
+{
+    json_t *rows = json_array(), *problems = NULL;
+    int rc;
+
+    *out_rows = NULL;
+    if (out_problems)
+        *out_problems = NULL;
+    if (rows == NULL)
+        return sg_err_set(err, SG_ENOMEM, "import: out of memory");
+    rc = import_scan(&problems, csv, len, collect_row, rows, NULL, err);
+    if (rc == 0)
+        *out_rows = json_incref(rows);
+    if (out_problems && (rc == 0 || json_array_size(problems) > 0))
+        *out_problems = json_incref(problems);
+    json_decref(rows);
+    json_decref(problems);
     return rc;
 }
 
@@ -339,89 +376,111 @@ static json_t *sorted_problems(json_t *problems)
     return out;
 }
 
+/* The state of sg_import_members' two passes over the rows. */
+typedef struct import_run {
+    sg_store *st;
+    const sg_rectype *rt;
+    json_t *problems; /* pass 1: the record checks' problems are added here */
+    json_t *ids;      /* pass 2: the new records' ids */
+    size_t nrows, nbad;
+    sg_err err; /* what stopped a pass */
+} import_run;
+
+/* Pass 1: checks one row against the record rules and references. */
+static int check_row(void *arg, long line, json_t *fields)
+{
+    import_run *r = arg;
+    sg_err rerr = {0};
+    r->nrows++;
+    if (fields == NULL) {
+        r->nbad++;
+        return 0;
+    }
+    if (sg_store_check(r->st, r->rt, fields, 'c', 0, &rerr) < 0) {
+        r->nbad++;
+        json_array_append_new(r->problems,
+                              json_pack("{s:I, s:s?, s:s}", "row", (json_int_t)line, "column",
+                                        field_of(r->rt, rerr.msg), "message", rerr.msg));
+        if (rerr.code != SG_EVALIDATE && rerr.code != SG_EREQUIRED && rerr.code != SG_EREFERENCE &&
+            rerr.code != SG_ETYPE && rerr.code != SG_EUNKNOWN)
+            return sg_err_set(&r->err, rerr.code, "line %ld: %s", line, rerr.msg);
+    }
+    return 0;
+}
+
+/* Pass 2: inserts one row (pass 1 checked it; the database's constraints still guard it). */
+static int insert_row(void *arg, long line, json_t *fields)
+{
+    import_run *r = arg;
+    json_t *rec = NULL;
+    if (fields == NULL) /* the file changed between the passes: cannot happen, refuse */
+        return sg_err_set(&r->err, SG_ECSV, "line %ld: unreadable row", line);
+    if (sg_store_create(&rec, r->st, r->rt, fields, SG_WRITE_ID_ONLY | SG_WRITE_CHECKED, &r->err) <
+        0)
+        return sg_err_wrap(&r->err, "line %ld", line);
+    json_array_append(r->ids, json_object_get(rec, "id"));
+    json_decref(rec);
+    return 0;
+}
+
 int sg_import_members(json_t **out, json_t **out_problems, sg_store *st, const char *csv,
                       size_t len, int dry_run, sg_err *err)
 {
-    const sg_rectype *rt = sg_rectype_find("members", -1);
-    json_t *rows = NULL, *problems = NULL, *ids = NULL, *row, *rec = NULL;
-    size_t i, nrows = 0, nbad = 0;
+    import_run r;
+    json_t *problems = NULL;
     int rc;
 
     *out = NULL;
     if (out_problems)
         *out_problems = NULL;
-    rc = sg_import_parse(&rows, &problems, csv, len, err);
-    if (rc < 0) {
-        if (out_problems)
-            *out_problems = problems;
-        else
-            json_decref(problems);
-        return rc;
-    }
-    nrows = json_array_size(rows);
+    memset(&r, 0, sizeof(r));
+    r.st = st;
+    r.rt = sg_rectype_find("members", -1);
+    r.problems = problems = json_array();
+    if (problems == NULL)
+        return sg_err_set(err, SG_ENOMEM, "import: out of memory");
 
-    /* Pass 1: check every row that parsed against the record rules and the references. */
-    json_array_foreach(rows, i, row)
-    {
-        json_t *fields = json_object_get(row, "fields");
-        json_int_t line = json_integer_value(json_object_get(row, "line"));
-        sg_err rerr = {0};
-        if (json_is_null(fields)) {
-            nbad++;
-            continue;
-        }
-        if (sg_store_check(st, rt, fields, 'c', 0, &rerr) < 0) {
-            nbad++;
-            json_array_append_new(problems, json_pack("{s:I, s:s?, s:s}", "row", line, "column",
-                                                      field_of(rt, rerr.msg), "message", rerr.msg));
-            if (rerr.code != SG_EVALIDATE && rerr.code != SG_EREQUIRED &&
-                rerr.code != SG_EREFERENCE && rerr.code != SG_ETYPE && rerr.code != SG_EUNKNOWN) {
-                rc = sg_err_set(err, rerr.code, "line %lld: %s", (long long)line, rerr.msg);
-                goto free_rows;
-            }
-        }
+    /* Pass 1: parse and check every row, collecting every problem. */
+    rc = import_scan(&problems, csv, len, check_row, &r, &r.err, err);
+    if (rc < 0) {
+        if (out_problems && json_array_size(problems) > 0)
+            *out_problems = sorted_problems(problems);
+        goto done;
     }
     if (json_array_size(problems) > 0) {
-        rc = sg_err_set(err, SG_ECSV, "%zu of %zu row(s) have problems; nothing was imported", nbad,
-                        nrows);
+        rc = sg_err_set(err, SG_ECSV, "%zu of %zu row(s) have problems; nothing was imported",
+                        r.nbad, r.nrows);
         if (out_problems)
             *out_problems = sorted_problems(problems);
-        goto free_rows;
+        goto done;
     }
     if (dry_run) {
-        *out = json_pack("{s:I}", "checked", (json_int_t)nrows);
-        rc = 0;
-        goto free_rows;
+        *out = json_pack("{s:I}", "checked", (json_int_t)r.nrows);
+        goto done;
     }
 
-    /* Pass 2: insert all rows in one transaction. */
-    ids = json_array();
+    /* Pass 2: parse again and insert every row, in one transaction. */
+    r.ids = json_array();
+    if (r.ids == NULL) {
+        rc = sg_err_set(err, SG_ENOMEM, "import: out of memory");
+        goto done;
+    }
     rc = sg_store_begin(st, err);
     if (rc < 0)
-        goto free_rows;
-    json_array_foreach(rows, i, row)
-    {
-        /* Pass 1 checked every row; the database's constraints still guard each insert. */
-        rc = sg_store_create(&rec, st, rt, json_object_get(row, "fields"),
-                             SG_WRITE_ID_ONLY | SG_WRITE_CHECKED, err);
-        if (rc < 0) {
-            sg_err_wrap(err, "line %lld",
-                        (long long)json_integer_value(json_object_get(row, "line")));
-            sg_store_rollback(st);
-            goto free_rows;
-        }
-        json_array_append(ids, json_object_get(rec, "id"));
-        json_decref(rec);
-        rec = NULL;
+        goto done;
+    memset(&r.err, 0, sizeof(r.err));
+    rc = import_scan(&problems, csv, len, insert_row, &r, &r.err, err);
+    if (rc < 0) {
+        sg_store_rollback(st);
+        goto done;
     }
     rc = sg_store_commit(st, err);
     if (rc < 0)
-        goto free_rows;
-    *out = json_pack("{s:I, s:O}", "imported", (json_int_t)nrows, "ids", ids);
+        goto done;
+    *out = json_pack("{s:I, s:O}", "imported", (json_int_t)r.nrows, "ids", r.ids);
 
-free_rows:
-    json_decref(ids);
+done:
+    json_decref(r.ids);
     json_decref(problems);
-    json_decref(rows);
     return rc;
 }

@@ -7,6 +7,7 @@
 #   tests/bench/run.sh            # the full table (N = 1,000,000 rows; minutes)
 #   tests/bench/run.sh --small    # the smoke form tests/run.sh runs (20,000 rows; seconds)
 #   BENCH_SKIP_PG=1 ...           # leave PostgreSQL out (its columns print n/a)
+#   BENCH_REQUIRE_PG=1 ...        # fail when PostgreSQL cannot be measured (tests/run.sh)
 #
 # Besides the table's comparisons: offline return (200,000 mixed changes), fan-in of 2, 10,
 # 100 and 500 regions, and growth (a hub already holding 1M and 5M rows), each with its goal.
@@ -18,7 +19,7 @@ N=1000000
 for a in "$@"; do
   case $a in
     --small) SMALL=--small; N=20000 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) [[ $a =~ ^[0-9]+$ ]] || { echo "run.sh: unknown argument $a" >&2; exit 2; }; N=$a ;;
   esac
 done
@@ -40,6 +41,10 @@ if [ "${BENCH_SKIP_PG:-0}" != 1 ]; then
   echo "==> the peer: PostgreSQL logical replication" >&2
   BENCH_PG_LATENCY=$BUILD/tests/bench/bench_pg_latency bash tests/bench/pg_baseline.sh "$N" $SMALL |
     tee -a "$OUT"
+  if [ "${BENCH_REQUIRE_PG:-0}" = 1 ] && grep -q '^pg_unavailable' "$OUT"; then
+    echo "run.sh: PostgreSQL could not be measured: $(grep '^pg_unavailable' "$OUT")" >&2
+    exit 1
+  fi
 fi
 
 # get KEY FIELD: a field of the first line starting with KEY, or "".
