@@ -232,9 +232,31 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     if (strcmp(section, "listen") == 0 && strcmp(name, "address") == 0)
         return set_addr(c, "[listen] address", value, cfg->listen_address,
                         sizeof(cfg->listen_address));
-    if (strcmp(section, "tls") == 0 &&
-        (strcmp(name, "ca") == 0 || strcmp(name, "cert") == 0 || strcmp(name, "key") == 0)) {
-        char *dst = name[0] == 'c' ? (name[1] == 'a' ? cfg->tls_ca : cfg->tls_cert) : cfg->tls_key;
+    if (strcmp(section, "listen") == 0 && strcmp(name, "public") == 0)
+        return set_addr(c, "[listen] public", value, cfg->listen_public,
+                        sizeof(cfg->listen_public));
+    if (strcmp(section, "tls") == 0 && strcmp(name, "cert_days") == 0) {
+        uint32_t days;
+        if (parse_u32(value, 1, 3650, &days) < 0) {
+            snprintf(c->msg, sizeof(c->msg), "[tls] cert_days: expected 1..3650");
+            return 0;
+        }
+        cfg->cert_days = (int)days;
+        return 1;
+    }
+    if (strcmp(section, "tls") == 0 && strcmp(name, "renew_before") == 0) {
+        if (sg_config_duration(&cfg->renew_before_ms, value) < 0) {
+            snprintf(c->msg, sizeof(c->msg),
+                     "[tls] renew_before: '%.40s' is not a duration (e.g. 30d)", value);
+            return 0;
+        }
+        return 1;
+    }
+    if (strcmp(section, "tls") == 0 && (strcmp(name, "ca") == 0 || strcmp(name, "cert") == 0 ||
+                                        strcmp(name, "key") == 0 || strcmp(name, "ca_key") == 0)) {
+        char *dst = strcmp(name, "ca_key") == 0 ? cfg->tls_ca_key
+                    : name[0] == 'c'            ? (name[1] == 'a' ? cfg->tls_ca : cfg->tls_cert)
+                                                : cfg->tls_key;
         if (value[0] == '\0' || resolve_path(c, value, dst, PATH_MAX) < 0) {
             snprintf(c->msg, sizeof(c->msg), "[tls] %s: empty or too long a path", name);
             return 0;
@@ -272,6 +294,8 @@ int sg_config_load(sg_config *out, const char *path, sg_err *err)
     out->batch_bytes = 512 * 1024;
     out->window = 4;
     out->reconnect_max_ms = 60 * 1000;
+    out->cert_days = 90;
+    out->renew_before_ms = 30LL * 24 * 3600 * 1000;
 
     if (realpath(path, c.dir) == NULL)
         return sg_err_set(err, SG_ECONFIG, "%s: cannot read: %s", path, strerror(errno));
@@ -306,6 +330,10 @@ int sg_config_load(sg_config *out, const char *path, sg_err *err)
                           "%s: [listen] address: only the hub listens for regions; a region "
                           "names its hub in [hub] address",
                           path);
+    if (strcmp(out->role, "region") == 0 && (out->tls_ca_key[0] || out->listen_public[0]))
+        return sg_err_set(err, SG_ECONFIG,
+                          "%s: [%s]: only the hub holds the CA key and invites regions", path,
+                          out->tls_ca_key[0] ? "tls] ca_key" : "listen] public");
     if (strcmp(out->role, "region") == 0 && strcmp(out->id, "hub") == 0)
         return sg_err_set(err, SG_ECONFIG,
                           "%s: [node] id: 'hub' is reserved for the hub's certificate name", path);

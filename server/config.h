@@ -12,10 +12,14 @@
  *   address = hub.example.org:7400
  *   [listen]                 ; hub: where regions connect
  *   address = 0.0.0.0:7400
+ *   public = hub.example.org:7400 ; hub: the address invites tell new regions (default: address)
  *   [tls]                    ; both, when replicating: the coalition CA and this node's pair
  *   ca = /etc/sangam/ca.pem
  *   cert = /etc/sangam/bundelkhand.pem
  *   key = /etc/sangam/bundelkhand.key
+ *   ca_key = /etc/sangam/ca.key ; hub: the CA's key, to enroll and renew regions (optional)
+ *   cert_days = 90           ; hub: validity of the certificates it issues (1..3650)
+ *   renew_before = 30d       ; region: ask for a new certificate this long before expiry
  *   [replication]
  *   retention = 7d           ; region: keep acknowledged log entries this long (s, m, h, d)
  *   keepalive = 15s          ; PING interval; a silent link is dead after twice this
@@ -53,6 +57,10 @@ typedef struct sg_config {
     char tls_ca[PATH_MAX];                   /* coalition CA certificate (PEM) */
     char tls_cert[PATH_MAX];                 /* this node's certificate (PEM) */
     char tls_key[PATH_MAX];                  /* this node's private key (PEM) */
+    char tls_ca_key[PATH_MAX];               /* hub: the CA's private key, or "" (no enrollment) */
+    char listen_public[128];                 /* hub: address for invites, or "" (use address) */
+    int cert_days;                           /* hub: validity of issued certificates, days */
+    int64_t renew_before_ms;                 /* region: renew when less than this is left */
     int64_t retention_ms;                    /* region: keep acknowledged log entries this long */
     int64_t keepalive_ms;                    /* PING interval; a link is dead after twice it */
     uint32_t batch_changes;                  /* region: changes per batch at most */

@@ -30,6 +30,7 @@
 #include "ulid.h"
 
 extern const char sg_schema_sql[];
+extern const char sg_migrate_v2_sql[];
 
 #define STMT_CACHE 64
 
@@ -364,7 +365,12 @@ static int migrate(sg_store *st, const char *node_id, const char *role, sg_err *
             goto rollback;
         }
     }
-    /* Later versions: if (version < 2) { ... } here, each step in this same transaction. */
+    if (version < 2) {
+        rc = store_exec(st, sg_migrate_v2_sql, err, "migrate schema to v2");
+        if (rc < 0)
+            goto rollback;
+    }
+    /* Later versions: if (version < 3) { ... } here, each step in this same transaction. */
 
     rc = sqlite3_prepare_v2(st->db, "SELECT id, role FROM sg_node", -1, &stmt, NULL);
     if (rc != SQLITE_OK || sqlite3_step(stmt) != SQLITE_ROW) {

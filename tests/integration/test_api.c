@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "sangam/records.h"
+#include "store.h"
 #include "testutil.h"
 
 #define JSON_CT "application/json"
@@ -376,7 +377,7 @@ static void test_health_and_status(void **state)
     assert_string_equal(jstr(r, "node"), d->id);
     assert_string_equal(jstr(r, "role"), "region");
     assert_true(strlen(jstr(r, "version")) > 0);
-    assert_int_equal(jint(r, "schema_version"), 1);
+    assert_int_equal(jint(r, "schema_version"), SG_SCHEMA_VERSION);
     assert_true(jint(r, "seq") >= 0);
     counts = json_object_get(r, "counts");
     assert_int_equal(json_object_size(counts), 6);

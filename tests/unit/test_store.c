@@ -302,6 +302,47 @@ static void test_identity_and_version_checks(void **state)
                      SQLITE_OK);
 }
 
+/* A database written by a version 1 sangamd opens as version 2: the new tables appear, the
+ * records stay, capture goes on. */
+static void test_migrates_v1_to_v2(void **state)
+{
+    extern const char sg_schema_sql[];
+    fixture *f = *state;
+    char path[400];
+    sqlite3 *db;
+    sg_store *st = NULL;
+    sg_err err = {0};
+
+    snprintf(path, sizeof(path), "%s/v1.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sg_schema_sql, 0, 0, 0), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO sg_node(one, id, role) VALUES (1, 'hub', 'hub');"
+                                  "INSERT INTO sg_regions(region, last_seq) VALUES ('awadh', 7);"
+                                  "INSERT INTO organisations(id, region, name, kind) VALUES "
+                                  "('O1', 'hub', 'Old org', 'other');"
+                                  "PRAGMA user_version = 1;",
+                                  0, 0, 0),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    if (sg_store_open(&st, path, "hub", "hub", &err) < 0)
+        fail_msg("open v1: %s", err.msg);
+    db = sg_store_db(st);
+    assert_int_equal(query_int(db, "PRAGMA user_version"), 2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sg_invites"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sg_certs"), 0);
+    assert_int_equal(query_int(db, "SELECT last_seq FROM sg_regions WHERE region = 'awadh' AND "
+                                   "revoked_at IS NULL"),
+                     7);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM organisations WHERE id = 'O1'"), 1);
+    assert_int_equal(
+        sqlite3_exec(db, "UPDATE organisations SET name = 'New' WHERE id = 'O1'", 0, 0, 0),
+        SQLITE_OK);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sg_changes WHERE pk = 'O1'"), 1);
+    sg_store_close(st);
+}
+
 static void test_validation_and_references(void **state)
 {
     fixture *f = *state;
@@ -412,6 +453,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_off_and_back_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_trigger_is_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_and_version_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_v1_to_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_and_references, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging_and_filters, setup, teardown),
     };
