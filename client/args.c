@@ -39,6 +39,12 @@ static const args_opt quarantine_opts[] = {
     {"region", ARGS_REGION, NULL, 1, "REGION", "only changes from region REGION"},
     {"state", ARGS_STATE, NULL, 1, "STATE", "held, applied or discarded (list; default: all)"},
 };
+static const args_opt invite_opts[] = {
+    {"expires", ARGS_EXPIRES, NULL, 1, "DURATION",
+     "the invite is good for DURATION: 30m, 24h, 7d (default 24h, at most 30d)"},
+    {"address", ARGS_ADDRESS, NULL, 1, "HOST:PORT",
+     "the hub address the new office dials (default: the hub's [listen] public)"},
+};
 static const args_opt common_opts[] = {
     {"json", ARGS_JSON, NULL, 0, NULL, "print the node's JSON answer (pretty)"},
     {"node", ARGS_NODE, NULL, 1, "PATH|URL",
@@ -112,6 +118,9 @@ static void build_opts(args *a, const cli_command *cmd)
     if (cmd->opts & CLI_OPT_QUARANTINE)
         for (size_t i = 0; i < NELEM(quarantine_opts); i++)
             add_opt(a, &quarantine_opts[i]);
+    if (cmd->opts & CLI_OPT_INVITE)
+        for (size_t i = 0; i < NELEM(invite_opts); i++)
+            add_opt(a, &invite_opts[i]);
     if (cmd->opts & CLI_OPT_SINCE)
         for (size_t i = 0; i < NELEM(since_opts); i++)
             add_opt(a, &since_opts[i]);

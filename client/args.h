@@ -34,6 +34,8 @@ typedef enum args_id {
     ARGS_DRY_RUN,
     ARGS_SINCE,
     ARGS_STATE,
+    ARGS_EXPIRES,
+    ARGS_ADDRESS,
 } args_id;
 
 typedef struct args_opt {

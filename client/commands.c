@@ -449,6 +449,17 @@ const cli_command cli_commands[] = {
     {"hub", "regions", NULL, CLI_FIELDS_NONE, NULL, 0, "", 0, 0, replication_regions,
      "on the hub: each region's connection, applied seq, lag and quarantined changes",
      "Lag is known while a region is connected (it reports its head)."},
+    {"hub", "invite", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_INVITE, "REGION", 1, 1,
+     replication_invite, "on the hub: a one-time join token for a new region's office",
+     "Prints one line, the token. On the new machine: sangamd join TOKEN --dir DIR.\n"
+     "The token holds the hub's address, a single-use secret and the pin of the coalition\n"
+     "CA; the hub keeps only a hash of the secret. Treat it like a password until used."},
+    {"hub", "invites", NULL, CLI_FIELDS_NONE, NULL, 0, "", 0, 0, replication_invites,
+     "on the hub: the invites made, newest first, and whether each is open, used or expired", NULL},
+    {"hub", "revoke", NULL, CLI_FIELDS_NONE, NULL, 0, "REGION", 1, 1, replication_revoke,
+     "on the hub: cut a region off: its connection is dropped and every later one refused",
+     "Its data already at the hub stays, marked as from a revoked region. Its open invites\n"
+     "expire. The revocation survives restarts."},
     {"quarantine", "list", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_QUARANTINE, "", 0, 0,
      replication_quarantine_list, "on the hub: changes refused from regions, with the reason",
      "A refused batch is held whole; its region cannot stream past it until an operator\n"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "sangam/records.h"
 #include "sbuf.h"
 #include "table.h"
 
@@ -180,6 +181,93 @@ int replication_quarantine_act(cli_ctx *ctx, const cli_command *cmd, const args 
     else
         printf("%s: %lld change(s) %s\n", region, int_of(res, "changes"),
                strcmp(cmd->verb, "retry") == 0 ? "applied" : "discarded; the region streams on");
+    json_decref(res);
+    return CLI_EXIT_OK;
+}
+
+/* sangam hub invite REGION [--expires D] [--address A]: POST /v1/invites. */
+int replication_invite(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    json_t *body = json_pack("{s:s}", "region", a->operand[0]), *res = NULL;
+    int ret;
+
+    (void)cmd;
+    if (args_get(a, ARGS_EXPIRES))
+        json_object_set_new(body, "expires", json_string(args_get(a, ARGS_EXPIRES)));
+    if (args_get(a, ARGS_ADDRESS))
+        json_object_set_new(body, "address", json_string(args_get(a, ARGS_ADDRESS)));
+    ret = http_json(ctx->http, "POST", "/v1/invites", body, &res);
+    json_decref(body);
+    if (ret != CLI_EXIT_OK)
+        return ret;
+    if (ctx->json) {
+        table_json(stdout, res);
+    } else {
+        printf("%s\n", str_or(res, "token", ""));
+        fprintf(stderr,
+                "Invite for region %s, good until %s, usable once. On the new machine:\n"
+                "  sangamd join <the line above> --dir /var/lib/sangam\n",
+                str_or(res, "region", "?"), str_or(res, "expires_at", "?"));
+    }
+    json_decref(res);
+    return CLI_EXIT_OK;
+}
+
+/* sangam hub invites: GET /v1/invites. */
+int replication_invites(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    json_t *res = NULL, *items, *v;
+    size_t i;
+    int ret = http_json(ctx->http, "GET", "/v1/invites", NULL, &res);
+
+    (void)cmd;
+    (void)a;
+    if (ret != CLI_EXIT_OK)
+        return ret;
+    if (ctx->json) {
+        table_json(stdout, res);
+        json_decref(res);
+        return CLI_EXIT_OK;
+    }
+    items = json_object_get(res, "items");
+    printf("%-16s %-8s %-25s %-25s %s\n", "REGION", "STATE", "CREATED", "EXPIRES", "USED");
+    json_array_foreach(items, i, v)
+    {
+        printf("%-16s %-8s %-25s %-25s %s\n", str_or(v, "region", "?"), str_or(v, "state", "?"),
+               str_or(v, "created_at", "-"), str_or(v, "expires_at", "-"),
+               str_or(v, "used_at", "-"));
+    }
+    printf("%zu invite(s)\n", json_array_size(items));
+    json_decref(res);
+    return CLI_EXIT_OK;
+}
+
+/* sangam hub revoke REGION: POST /v1/regions/REGION/revoke. */
+int replication_revoke(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    json_t *res = NULL;
+    sbuf path;
+    int ret;
+
+    (void)cmd;
+    if (!sg_region_id_valid(a->operand[0], strlen(a->operand[0]))) {
+        fprintf(stderr, "sangam: hub revoke: '%s' is not a region id ([a-z0-9-], 1..63)\n",
+                a->operand[0]);
+        return CLI_EXIT_USAGE;
+    }
+    sbuf_init(&path);
+    sbuf_add(&path, "/v1/regions/");
+    sbuf_add(&path, a->operand[0]);
+    sbuf_add(&path, "/revoke");
+    ret = http_json(ctx->http, "POST", sbuf_str(&path), NULL, &res);
+    sbuf_free(&path);
+    if (ret != CLI_EXIT_OK)
+        return ret;
+    if (ctx->json)
+        table_json(stdout, res);
+    else
+        printf("%s: revoked at %s; %lld live connection(s) dropped\n", str_or(res, "region", "?"),
+               str_or(res, "revoked_at", "?"), int_of(res, "dropped"));
     json_decref(res);
     return CLI_EXIT_OK;
 }

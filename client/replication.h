@@ -16,5 +16,8 @@ void replication_print_status(const json_t *status);
 int replication_regions(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_quarantine_list(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_quarantine_act(cli_ctx *ctx, const cli_command *cmd, const args *a);
+int replication_invite(cli_ctx *ctx, const cli_command *cmd, const args *a);
+int replication_invites(cli_ctx *ctx, const cli_command *cmd, const args *a);
+int replication_revoke(cli_ctx *ctx, const cli_command *cmd, const args *a);
 
 #endif

@@ -10,7 +10,7 @@
  * structural check:
  *   1. size: at most SG_FRAME_MAX bytes;
  *   2. head: a bounded cursor reads the array header and the type byte (a positive fixint) and,
- *      for HELLO and WELCOME, the version. Another version stops the decode here with
+ *      for HELLO, WELCOME and JOIN, the version. Another version stops the decode here with
  *      SG_EUNSUPPORTED, whatever follows, so a later protocol version may change everything after
  *      the version;
  *   3. BATCH: the payload must begin with the two bytes 92 03; the rest must be exactly one msgpack
@@ -57,7 +57,7 @@
 /* ---- the message table ---- */
 
 typedef enum fkind {
-    FK_VERSION, /* uint32 that must be SG_PROTO_VERSION (HELLO, WELCOME) */
+    FK_VERSION, /* uint32 that must be SG_PROTO_VERSION (HELLO, WELCOME, JOIN) */
     FK_U32,     /* uint that fits in 32 bits */
     FK_U64,     /* uint that fits in 64 bits */
     FK_STR,     /* str, checked by its srule */
@@ -66,9 +66,11 @@ typedef enum fkind {
 
 typedef enum srule {
     SR_NONE,
-    SR_NODE, /* a region id (sg_region_id_valid); the hub's is "hub" */
-    SR_CODE, /* 1..MSG_CODE_MAX bytes of [a-z_] */
-    SR_TEXT, /* 0..SG_MSG_TEXT_MAX bytes of valid UTF-8 */
+    SR_NODE,   /* a region id (sg_region_id_valid); the hub's is "hub" */
+    SR_CODE,   /* 1..MSG_CODE_MAX bytes of [a-z_] */
+    SR_TEXT,   /* 0..SG_MSG_TEXT_MAX bytes of valid UTF-8 */
+    SR_SECRET, /* SG_SECRET_MIN..SG_SECRET_MAX bytes of [0-9a-f] */
+    SR_PEM,    /* 1..SG_PEM_MAX bytes of printable ASCII (0x20-0x7e), \n and \r */
 } srule;
 
 typedef struct msg_field {
@@ -114,9 +116,15 @@ static const msg_schema msg_schemas[] = {
     [SG_MSG_SNAPSHOT_BEGIN] = {"SNAPSHOT_BEGIN", 1, {F_U64("seq", seq)}},
     [SG_MSG_SNAPSHOT_END] = {"SNAPSHOT_END", 2, {F_U64("seq", seq), F_U64("count", count)}},
     [SG_MSG_STATUS] = {"STATUS", 2, {F_U64("seq", seq), F_U64("hlc", hlc)}},
+    [SG_MSG_JOIN] = {"JOIN",
+                     4,
+                     {F_VERSION, F_STR("region", SR_NODE, node), F_STR("secret", SR_SECRET, secret),
+                      F_STR("csr", SR_PEM, pem)}},
+    [SG_MSG_CERT] = {"CERT", 2, {F_STR("cert", SR_PEM, pem), F_STR("ca", SR_PEM, pem2)}},
+    [SG_MSG_RENEW] = {"RENEW", 1, {F_STR("csr", SR_PEM, pem)}},
 };
 
-#define MSG_TYPE_MAX SG_MSG_STATUS
+#define MSG_TYPE_MAX SG_MSG_RENEW
 
 /* The schema of type t, or NULL when t is not a message type. */
 static const msg_schema *schema_of(int t)
@@ -124,6 +132,12 @@ static const msg_schema *schema_of(int t)
     if (t < SG_MSG_HELLO || t > MSG_TYPE_MAX)
         return NULL;
     return &msg_schemas[t];
+}
+
+/* 1 if type t carries the protocol version as its second element (read in the head). */
+static int has_version(int t)
+{
+    return t == SG_MSG_HELLO || t == SG_MSG_WELCOME || t == SG_MSG_JOIN;
 }
 
 const char *sg_msg_name(int type)
@@ -243,6 +257,31 @@ static int str_check(srule rule, const char *s, size_t len, const char *name, sg
         bad = utf8_invalid_at((const uint8_t *)s, len);
         if (bad != len)
             return sg_err_set(err, SG_EFORMAT, "%s: not valid UTF-8 at byte %zu", name, bad);
+        return 0;
+    case SR_SECRET:
+        if (len > SG_SECRET_MAX)
+            return sg_err_set(err, SG_ETOOBIG, "%s: %zu bytes exceeds the limit of %u", name, len,
+                              SG_SECRET_MAX);
+        if (len < SG_SECRET_MIN)
+            return sg_err_set(err, SG_EFORMAT, "%s: %zu bytes is below the minimum of %u", name,
+                              len, SG_SECRET_MIN);
+        for (size_t i = 0; i < len; i++)
+            if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                return sg_err_set(err, SG_EFORMAT, "%s: byte %zu is not one of [0-9a-f]", name, i);
+        return 0;
+    case SR_PEM:
+        if (len > SG_PEM_MAX)
+            return sg_err_set(err, SG_ETOOBIG, "%s: %zu bytes exceeds the limit of %u", name, len,
+                              SG_PEM_MAX);
+        if (len == 0)
+            return sg_err_set(err, SG_EFORMAT, "%s: empty", name);
+        for (size_t i = 0; i < len; i++) {
+            uint8_t c = (uint8_t)s[i];
+            if (!((c >= 0x20 && c <= 0x7e) || c == '\n' || c == '\r'))
+                return sg_err_set(err, SG_EFORMAT,
+                                  "%s: byte %zu (0x%02x) is not printable ASCII, \\n or \\r", name,
+                                  i, (unsigned)c);
+        }
         return 0;
     case SR_NONE:
         break;
@@ -559,7 +598,7 @@ int sg_msg_decode(sg_msg *out, const void *payload, size_t len, sg_err *err)
     assert(s != NULL);
     m.type = (sg_msg_type)type;
 
-    if (type == SG_MSG_HELLO || type == SG_MSG_WELCOME) {
+    if (has_version(type)) {
         if (count < 2)
             return sg_err_set(err, SG_EFORMAT, "%s: expected %u elements %s, got %" PRIu32, s->name,
                               s->nfields + 1, schema_shape(shape, sizeof(shape), s), count);
@@ -700,10 +739,10 @@ static int field_pack(msgpack_packer *pk, const sg_msg *m, const msg_field *f)
 }
 
 /* Contract in sangam/frame.h. Returns 0; SG_EINVAL when m is not a message the decoder would
- * accept (unknown type, a version other than SG_PROTO_VERSION, a node id, code or text that
- * breaks its rule, a string pointer NULL with a length, a BATCH body that is empty or not exactly
- * one msgpack value); SG_ETOOBIG when a BATCH payload would exceed SG_FRAME_MAX; SG_ENOMEM.
- * On failure *out is NULL and *out_len 0. */
+ * accept (unknown type, a version other than SG_PROTO_VERSION, a node id, code, text, secret or
+ * PEM text that breaks its rule, a string pointer NULL with a length, a BATCH body that is empty or
+ * not exactly one msgpack value); SG_ETOOBIG when a BATCH payload would exceed SG_FRAME_MAX;
+ * SG_ENOMEM. On failure *out is NULL and *out_len 0. */
 int sg_msg_encode(void **out, size_t *out_len, const sg_msg *m)
 {
     static const char zero_header[SG_FRAME_HEADER] = {0};

@@ -13,7 +13,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "apply.h"
+#include "config.h"
+#include "enroll.h"
 #include "hub.h"
 #include "import.h"
 #include "record.h"
@@ -738,6 +742,98 @@ fail:
     respond_err(out, &err);
 }
 
+/* POST /v1/invites {"region": R, "expires"?: "24h", "address"?: "host:port"} (hub). */
+static void handle_invite(sg_api *api, const sg_http_req *req, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *body = NULL, *v;
+    const char *key, *region = NULL, *expires = "24h", *addr = NULL;
+    char text[SG_TOKEN_MAX + 1], expires_at[32];
+    int64_t ttl_ms = 0;
+    sg_token t;
+
+    if (parse_body(&body, req, &err) < 0)
+        goto fail;
+    json_object_foreach(body, key, v)
+    {
+        const char *s = json_string_value(v);
+        if (strcmp(key, "region") != 0 && strcmp(key, "expires") != 0 &&
+            strcmp(key, "address") != 0) {
+            sg_err_set(&err, SG_EUNKNOWN, "unknown field '%.40s' (region, expires, address)", key);
+            goto fail;
+        }
+        if (s == NULL) {
+            sg_err_set(&err, SG_ETYPE, "%s: expected a string", key);
+            goto fail;
+        }
+        if (key[0] == 'r')
+            region = s;
+        else if (key[0] == 'e')
+            expires = s;
+        else
+            addr = s;
+    }
+    if (region == NULL) {
+        sg_err_set(&err, SG_EREQUIRED, "region: required");
+        goto fail;
+    }
+    if (sg_config_duration(&ttl_ms, expires) < 0) {
+        sg_err_set(&err, SG_EVALIDATE, "expires: '%.40s' is not a duration (30m, 24h, 7d)",
+                   expires);
+        goto fail;
+    }
+    if (addr != NULL) {
+        char host[256];
+        int port;
+        if (sg_config_split_addr(addr, host, sizeof(host), &port) < 0) {
+            sg_err_set(&err, SG_EVALIDATE, "address: '%.64s' is not host:port", addr);
+            goto fail;
+        }
+    }
+    if (api->hub == NULL) {
+        sg_err_set(&err, SG_EBUSY, "the hub's replication listener is not running");
+        goto fail;
+    }
+    if (sg_hub_invite(&t, expires_at, api->hub, region, ttl_ms, addr, &err) < 0 ||
+        sg_token_format(text, sizeof(text), &t) < 0)
+        goto fail;
+    OPENSSL_cleanse(t.secret, sizeof(t.secret));
+    respond(out, 201,
+            json_pack("{s:s, s:s, s:s, s:s}", "token", text, "region", region, "expires_at",
+                      expires_at, "hub", t.hub));
+    OPENSSL_cleanse(text, sizeof(text));
+    json_decref(body);
+    return;
+
+fail:
+    json_decref(body);
+    respond_err(out, &err);
+}
+
+/* POST /v1/regions/R/revoke (hub). */
+static void handle_revoke(sg_api *api, const char *region, sg_api_resp *out)
+{
+    sg_err err = {0};
+    char at[32] = "";
+    int dropped = 0;
+
+    if (!sg_region_id_valid(region, strlen(region)) || strcmp(region, "hub") == 0) {
+        sg_api_error(out, SG_EVALIDATE, "not a region id");
+        return;
+    }
+    if (api->hub == NULL) {
+        sg_api_error(out, SG_EBUSY, "the hub's replication listener is not running");
+        return;
+    }
+    if (sg_hub_revoke(&dropped, api->hub, region, &err) < 0) {
+        respond_err(out, &err);
+        return;
+    }
+    sg_enroll_revoked(api->st, region, at);
+    respond(out, 200,
+            json_pack("{s:s, s:s, s:i}", "region", region, "revoked_at", at, "dropped", dropped));
+}
+
 static void handle_changes(sg_api *api, const sg_http_req *req, sg_api_resp *out)
 {
     sg_err err = {0};
@@ -829,9 +925,40 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
             return;
         }
     }
+    if (strcmp(seg[1], "invites") == 0) {
+        json_t *items = NULL;
+        sg_err err = {0};
+        if (strcmp(api->role, "hub") != 0) {
+            sg_api_error(out, SG_ENOTFOUND, "only the hub makes invites");
+            return;
+        }
+        if (n != 2)
+            goto not_found;
+        if (method_is(req, "POST")) {
+            handle_invite(api, req, out);
+            return;
+        }
+        if (!method_is(req, "GET")) {
+            not_allowed(out, req, "GET, POST");
+            return;
+        }
+        if (sg_invite_list(&items, api->st, &err) < 0)
+            respond_err(out, &err);
+        else
+            respond(out, 200, json_pack("{s:o}", "items", items));
+        return;
+    }
     if (strcmp(seg[1], "regions") == 0 || strcmp(seg[1], "quarantine") == 0) {
         if (strcmp(api->role, "hub") != 0) {
             sg_api_error(out, SG_ENOTFOUND, "only the hub has regions and a quarantine");
+            return;
+        }
+        if (n == 4 && seg[1][0] == 'r' && strcmp(seg[3], "revoke") == 0) {
+            if (!method_is(req, "POST")) {
+                not_allowed(out, req, "POST");
+                return;
+            }
+            handle_revoke(api, seg[2], out);
             return;
         }
         if (n == 2 && seg[1][0] == 'r' && method_is(req, "GET")) {

@@ -335,3 +335,17 @@ int sg_pem_write_key(const char *path, EVP_PKEY *key, sg_err *err)
 {
     return pem_write(path, 0600, NULL, key, err);
 }
+
+char *sg_cert_to_pem(X509 *cert)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    BUF_MEM *mem = NULL;
+    char *out = NULL;
+    if (b != NULL && PEM_write_bio_X509(b, cert) == 1 && BIO_get_mem_ptr(b, &mem) == 1 &&
+        (out = malloc(mem->length + 1)) != NULL) {
+        memcpy(out, mem->data, mem->length);
+        out[mem->length] = '\0';
+    }
+    BIO_free(b);
+    return out;
+}

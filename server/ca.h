@@ -57,6 +57,9 @@ int sg_ca_issue(X509 **out, const sg_ca *ca, EVP_PKEY *pub, sg_cert_kind kind, c
  * --discovery-token-ca-cert-hash): out must hold SG_CA_PIN_LEN + 1 bytes. */
 int sg_cert_pin(char *out, X509 *cert, sg_err *err);
 
+/* A certificate as PEM text in a new malloc'd string, or NULL (out of memory). */
+char *sg_cert_to_pem(X509 *cert);
+
 /* Writes a certificate (0644) or a private key (0600) as PEM, atomically. */
 int sg_pem_write_cert(const char *path, X509 *cert, sg_err *err);
 int sg_pem_write_key(const char *path, EVP_PKEY *key, sg_err *err);

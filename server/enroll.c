@@ -336,12 +336,9 @@ int sg_enroll_join(char **out_pem, sg_store *st, const sg_ca *ca, const char *re
         return sg_err_set(err, SG_EAUTH, "no such invite (check the token was copied whole)");
     if (sha256_hex(hash, secret, secret_len) < 0)
         return sg_err_set(err, SG_ETLS, "cannot hash the secret");
-    rc = csr_key(&key, csr_pem, csr_len, err);
-    if (rc < 0)
-        return rc;
     rc = sg_store_begin(st, err);
     if (rc < 0)
-        goto free_key;
+        return rc;
     rc = store_stmt(st,
                     "SELECT id, region, expires_at, used_at FROM sg_invites WHERE "
                     "secret_hash = ?",
@@ -378,6 +375,10 @@ int sg_enroll_join(char **out_pem, sg_store *st, const sg_ca *ca, const char *re
                     : sg_err_set(err, SG_EAUTH, "region %s was revoked at %s", region, at);
         goto rollback;
     }
+    /* The invite holds (PROTOCOL.md 7.4: the version, the invite, then the CSR). */
+    rc = csr_key(&key, csr_pem, csr_len, err);
+    if (rc < 0)
+        goto rollback;
     rc = store_stmt(st, "UPDATE sg_invites SET used_at = ? WHERE id = ? AND used_at IS NULL", &stmt,
                     err);
     if (rc < 0)

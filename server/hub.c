@@ -16,13 +16,15 @@
 #include <sqlite3.h>
 
 #include "apply.h"
+#include "ca.h"
+#include "enroll.h"
 #include "link.h"
 #include "log.h"
 #include "sangam/batch.h"
 #include "sangam/frame.h"
 #include "tls.h"
 
-enum sess_state { S_AWAIT_HELLO, S_STREAMING, S_SNAPSHOT, S_CLOSED };
+enum sess_state { S_AWAIT_HELLO, S_AWAIT_JOIN, S_STREAMING, S_SNAPSHOT, S_CLOSED };
 
 typedef struct sess sess;
 
@@ -30,6 +32,7 @@ struct sg_hub {
     uv_loop_t *loop;      /* borrowed */
     sg_store *st;         /* borrowed */
     sg_tls_ctx *tls;      /* owned */
+    sg_ca *ca;            /* owned: the CA, when [tls] ca_key is set (enrollment), else NULL */
     uv_tcp_t listener;    /* closed by sg_hub_stop */
     const sg_config *cfg; /* borrowed */
     sess *sessions;       /* live sessions */
@@ -59,12 +62,14 @@ static int allowed(enum sess_state s, int type)
     switch (s) {
     case S_AWAIT_HELLO:
         return type == SG_MSG_HELLO || type == SG_MSG_BYE || type == SG_MSG_ERROR;
+    case S_AWAIT_JOIN: /* an enrollment connection: one JOIN, nothing else */
+        return type == SG_MSG_JOIN || type == SG_MSG_BYE || type == SG_MSG_ERROR;
     case S_STREAMING:
         return type == SG_MSG_BATCH || type == SG_MSG_SNAPSHOT_BEGIN || type == SG_MSG_STATUS ||
-               type == SG_MSG_BYE || type == SG_MSG_ERROR;
+               type == SG_MSG_RENEW || type == SG_MSG_BYE || type == SG_MSG_ERROR;
     case S_SNAPSHOT:
         return type == SG_MSG_BATCH || type == SG_MSG_SNAPSHOT_END || type == SG_MSG_STATUS ||
-               type == SG_MSG_BYE || type == SG_MSG_ERROR;
+               type == SG_MSG_RENEW || type == SG_MSG_BYE || type == SG_MSG_ERROR;
     default:
         return 0;
     }
@@ -72,8 +77,10 @@ static int allowed(enum sess_state s, int type)
 
 static void sess_move(sess *s, enum sess_state to)
 {
-    /* The only moves: HELLO accepted, snapshot begun, snapshot ended, closed. */
-    assert((s->state == S_AWAIT_HELLO && to == S_STREAMING) ||
+    /* The only moves: an enrollment connection opened, HELLO accepted, snapshot begun,
+     * snapshot ended, closed. */
+    assert((s->state == S_AWAIT_HELLO && to == S_AWAIT_JOIN) ||
+           (s->state == S_AWAIT_HELLO && to == S_STREAMING) ||
            (s->state == S_STREAMING && to == S_SNAPSHOT) ||
            (s->state == S_SNAPSHOT && to == S_STREAMING) || to == S_CLOSED);
     s->state = to;
@@ -83,6 +90,7 @@ static void maybe_done(sg_hub *hub)
 {
     if (hub->stopping && !hub->listener_open && hub->nlinks == 0) {
         sg_tls_ctx_free(hub->tls);
+        sg_ca_free(hub->ca);
         if (hub->done)
             hub->done(hub->done_arg);
         free(hub);
@@ -100,7 +108,7 @@ static void on_hello(sess *s, const sg_msg *m)
     const char *peer = sg_link_peer(s->link);
     sg_err err = {0};
     uint64_t cursor = 0;
-    char text[256];
+    char text[256], at[32];
     sg_msg w;
 
     if (m->node_len != strlen(peer) || memcmp(m->node, peer, m->node_len) != 0) {
@@ -115,6 +123,12 @@ static void on_hello(sess *s, const sg_msg *m)
                  "schema version %u: this hub (schema %d) accepts regions at %d or %d", m->schema,
                  SG_SCHEMA_VERSION, SG_SCHEMA_VERSION - 1, SG_SCHEMA_VERSION);
         sg_link_fail(s->link, SG_EUNSUPPORTED, text);
+        return;
+    }
+    if (sg_enroll_revoked(hub->st, peer, at) != 0) {
+        snprintf(text, sizeof(text), "region %s was revoked at %s", peer, at);
+        sg_log(SG_LOG_WARN, "hello_refused", "region=%s reason=revoked", peer);
+        sg_link_fail(s->link, SG_EAUTH, text);
         return;
     }
     /* One stream per region: a newer connection replaces an older one. */
@@ -147,6 +161,87 @@ static void on_hello(sess *s, const sg_msg *m)
     sg_link_keepalive(s->link, (uint64_t)hub->cfg->keepalive_ms);
     sg_log(SG_LOG_INFO, "region_connected", "region=%s addr=%s cursor=%llu", peer,
            sg_link_addr(s->link), (unsigned long long)cursor);
+}
+
+/* Sends CERT(cert, the CA) on s. */
+static int send_cert(sess *s, const char *cert_pem)
+{
+    char *ca_pem = sg_cert_to_pem(sg_ca_cert(s->hub->ca));
+    sg_msg m;
+    int rc;
+    if (ca_pem == NULL)
+        return SG_ENOMEM;
+    memset(&m, 0, sizeof(m));
+    m.type = SG_MSG_CERT;
+    m.pem = cert_pem;
+    m.pem_len = (uint32_t)strlen(cert_pem);
+    m.pem2 = ca_pem;
+    m.pem2_len = (uint32_t)strlen(ca_pem);
+    rc = send_msg(s, &m);
+    free(ca_pem);
+    return rc;
+}
+
+/* JOIN on an enrollment connection: spend the invite, sign the CSR, answer CERT and BYE. */
+static void on_join(sess *s, const sg_msg *m)
+{
+    sg_hub *hub = s->hub;
+    char region[SG_REGION_MAX + 1], q[SG_ERR_MSG_MAX];
+    char *cert = NULL;
+    sg_err err = {0};
+    sg_msg bye;
+
+    snprintf(region, sizeof(region), "%.*s", (int)m->node_len, m->node);
+    if (hub->ca == NULL) {
+        sg_log(SG_LOG_WARN, "join_refused", "region=%s addr=%s reason=no_ca_key", region,
+               sg_link_addr(s->link));
+        sg_link_fail(s->link, SG_EUNSUPPORTED,
+                     "this hub does not enroll regions (its operator has not set [tls] ca_key)");
+        return;
+    }
+    if (sg_enroll_join(&cert, hub->st, hub->ca, region, m->secret, m->secret_len, m->pem,
+                       m->pem_len, hub->cfg->cert_days, &err) < 0) {
+        sg_log(SG_LOG_WARN, "join_refused", "region=%s addr=%s code=%s reason=%s", region,
+               sg_link_addr(s->link), sg_strerror_name(err.code), sg_logq(q, sizeof(q), err.msg));
+        sg_link_fail(s->link, err.code, err.msg);
+        return;
+    }
+    sg_log(SG_LOG_INFO, "region_joined", "region=%s addr=%s days=%d", region, sg_link_addr(s->link),
+           hub->cfg->cert_days);
+    if (send_cert(s, cert) == 0) {
+        memset(&bye, 0, sizeof(bye));
+        bye.type = SG_MSG_BYE;
+        bye.text = "welcome to the coalition";
+        bye.text_len = (uint32_t)strlen(bye.text);
+        send_msg(s, &bye);
+    }
+    free(cert);
+    sess_move(s, S_CLOSED);
+    sg_link_close(s->link, 0, "joined");
+}
+
+/* RENEW on a live session: a fresh certificate for the same region, the stream going on. */
+static void on_renew(sess *s, const sg_msg *m)
+{
+    sg_hub *hub = s->hub;
+    char *cert = NULL, q[SG_ERR_MSG_MAX];
+    sg_err err = {0};
+
+    if (hub->ca == NULL) {
+        sg_link_fail(s->link, SG_EUNSUPPORTED,
+                     "this hub does not renew certificates (no [tls] ca_key)");
+        return;
+    }
+    if (sg_enroll_renew(&cert, hub->st, hub->ca, s->region, m->pem, m->pem_len, hub->cfg->cert_days,
+                        &err) < 0) {
+        sg_log(SG_LOG_WARN, "renew_refused", "region=%s code=%s reason=%s", s->region,
+               sg_strerror_name(err.code), sg_logq(q, sizeof(q), err.msg));
+        sg_link_fail(s->link, err.code, err.msg);
+        return;
+    }
+    sg_log(SG_LOG_INFO, "certificate_renewed", "region=%s days=%d", s->region, hub->cfg->cert_days);
+    send_cert(s, cert);
+    free(cert);
 }
 
 static void on_batch(sess *s, const sg_msg *m)
@@ -214,13 +309,21 @@ static void on_msg(sg_link *l, const sg_msg *m, void *arg)
         return;
     if (!allowed(s->state, m->type)) {
         snprintf(text, sizeof(text), "%s is not allowed %s", sg_msg_name(m->type),
-                 s->state == S_AWAIT_HELLO ? "before HELLO" : "in this state of the session");
+                 s->state == S_AWAIT_HELLO  ? "before HELLO"
+                 : s->state == S_AWAIT_JOIN ? "on an enrollment connection (only JOIN)"
+                                            : "in this state of the session");
         sg_link_fail(s->link, SG_EPROTO, text);
         return;
     }
     switch (m->type) {
     case SG_MSG_HELLO:
         on_hello(s, m);
+        break;
+    case SG_MSG_JOIN:
+        on_join(s, m);
+        break;
+    case SG_MSG_RENEW:
+        on_renew(s, m);
         break;
     case SG_MSG_BATCH:
         on_batch(s, m);
@@ -292,7 +395,12 @@ static void on_msg(sg_link *l, const sg_msg *m, void *arg)
 
 static void on_open(sg_link *l, void *arg)
 {
-    (void)arg;
+    sess *s = arg;
+    if (sg_link_is_join(l)) {
+        sess_move(s, S_AWAIT_JOIN);
+        sg_log(SG_LOG_INFO, "enrollment_open", "addr=%s", sg_link_addr(l));
+        return;
+    }
     sg_log(SG_LOG_DEBUG, "tls_open", "region=%s addr=%s", sg_link_peer(l), sg_link_addr(l));
 }
 
@@ -381,6 +489,13 @@ int sg_hub_start(sg_hub **out, uv_loop_t *loop, sg_store *st, const sg_config *c
     rc = sg_tls_ctx_new(&hub->tls, 1, cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err);
     if (rc < 0)
         goto free_hub;
+    if (cfg->tls_ca_key[0] != '\0') {
+        rc = sg_ca_load(&hub->ca, cfg->tls_ca, cfg->tls_ca_key, err);
+        if (rc < 0) {
+            sg_err_wrap(err, "[tls] ca_key");
+            goto free_tls;
+        }
+    }
     if (sg_config_split_addr(cfg->listen_address, host, sizeof(host), &port) < 0 ||
         (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
          uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)) {
@@ -403,12 +518,14 @@ int sg_hub_start(sg_hub **out, uv_loop_t *loop, sg_store *st, const sg_config *c
         uv_close((uv_handle_t *)&hub->listener, on_listener_closed);
         return SG_EIO;
     }
-    sg_log(SG_LOG_INFO, "listen", "replication=%s tls=1.3 alpn=sangam/1", cfg->listen_address);
+    sg_log(SG_LOG_INFO, "listen", "replication=%s tls=1.3 alpn=sangam/1 enrollment=%s",
+           cfg->listen_address, hub->ca ? "on" : "off");
     *out = hub;
     return 0;
 
 free_tls:
     sg_tls_ctx_free(hub->tls);
+    sg_ca_free(hub->ca);
 free_hub:
     free(hub);
     return rc;
@@ -453,7 +570,9 @@ json_t *sg_hub_regions(sg_hub *hub, sg_store *st)
         sqlite3_prepare_v2(sg_store_db(st),
                            "SELECT r.region, r.last_seq, r.last_hlc, r.applied, r.last_contact, "
                            "r.last_error, (SELECT count(*) FROM sg_quarantine q WHERE q.region = "
-                           "r.region AND q.state = 'held') FROM sg_regions r ORDER BY r.region",
+                           "r.region AND q.state = 'held'), r.revoked_at, (SELECT max(not_after) "
+                           "FROM sg_certs c WHERE c.region = r.region AND c.revoked_at IS NULL) "
+                           "FROM sg_regions r ORDER BY r.region",
                            -1, &stmt, NULL) != SQLITE_OK)
         return out;
     while (sqlite3_step(stmt) == SQLITE_ROW) {
@@ -472,6 +591,12 @@ json_t *sg_hub_regions(sg_hub *hub, sg_store *st)
                       (const char *)sqlite3_column_text(stmt, 5), "quarantined",
                       (json_int_t)sqlite3_column_int64(stmt, 6), "data_age_seconds",
                       (json_int_t)(last_hlc ? (now - (last_hlc >> 16)) / 1000 : 0));
+        if (sqlite3_column_type(stmt, 7) != SQLITE_NULL)
+            json_object_set_new(r, "revoked_at",
+                                json_string((const char *)sqlite3_column_text(stmt, 7)));
+        if (sqlite3_column_type(stmt, 8) != SQLITE_NULL)
+            json_object_set_new(r, "cert_not_after",
+                                json_string((const char *)sqlite3_column_text(stmt, 8)));
         if (live != NULL) {
             uint64_t wire_rx, wire_tx, plain_rx;
             sg_link_bytes(live->link, &wire_rx, &wire_tx, &plain_rx);
@@ -495,4 +620,44 @@ json_t *sg_hub_regions(sg_hub *hub, sg_store *st)
     }
     sqlite3_finalize(stmt);
     return out;
+}
+
+int sg_hub_invite(sg_token *out, char expires_at[32], sg_hub *hub, const char *region,
+                  int64_t ttl_ms, const char *addr, sg_err *err)
+{
+    const sg_config *cfg = hub->cfg;
+    int rc;
+    if (hub->ca == NULL)
+        return sg_err_set(err, SG_ECONFIG,
+                          "this hub cannot enroll regions: set [tls] ca_key to the CA's key (made "
+                          "by sangamd init)");
+    if (addr == NULL || addr[0] == '\0')
+        addr = cfg->listen_public[0] ? cfg->listen_public : cfg->listen_address;
+    if (strncmp(addr, "0.0.0.0:", 8) == 0 || strncmp(addr, "[::]:", 5) == 0)
+        return sg_err_set(err, SG_ECONFIG,
+                          "the hub listens on %s, which a new region cannot dial: set [listen] "
+                          "public or pass an address",
+                          addr);
+    rc = sg_invite_create(out, expires_at, hub->st, hub->ca, region, ttl_ms, addr, err);
+    if (rc == 0) /* the secret is never logged */
+        sg_log(SG_LOG_INFO, "invite_created", "region=%s expires=%s hub=%s", region, expires_at,
+               addr);
+    return rc;
+}
+
+int sg_hub_revoke(int *out_dropped, sg_hub *hub, const char *region, sg_err *err)
+{
+    int rc = sg_enroll_revoke(hub->st, region, err);
+    *out_dropped = 0;
+    if (rc < 0)
+        return rc;
+    for (sess *s = hub->sessions; s != NULL; s = s->next) {
+        if (s->state == S_CLOSED || strcmp(sg_link_peer(s->link), region) != 0)
+            continue;
+        sess_move(s, S_CLOSED);
+        sg_link_fail(s->link, SG_EAUTH, "this region was revoked by the hub's operator");
+        (*out_dropped)++;
+    }
+    sg_log(SG_LOG_WARN, "region_revoked", "region=%s dropped=%d", region, *out_dropped);
+    return 0;
 }

@@ -27,4 +27,12 @@ void sg_hub_stop(sg_hub *hub, void (*done)(void *arg), void *arg);
  * "lag_changes", "lag_seconds", "last_contact", "last_error", "quarantined", ...}]. */
 json_t *sg_hub_regions(sg_hub *hub, sg_store *st);
 
+/* Enrollment (enroll.h), for the API. Both need [tls] ca_key (else SG_ECONFIG saying so). */
+struct sg_token;
+/* A one-time invite for region valid ttl_ms; addr overrides [listen] public / address. */
+int sg_hub_invite(struct sg_token *out, char expires_at[32], sg_hub *hub, const char *region,
+                  int64_t ttl_ms, const char *addr, sg_err *err);
+/* Revokes region and drops its live connections (*out_dropped of them) at once. */
+int sg_hub_revoke(int *out_dropped, sg_hub *hub, const char *region, sg_err *err);
+
 #endif

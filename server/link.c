@@ -399,8 +399,9 @@ static void pump(sg_link *l)
         }
         if (rc == 0)
             return;
-        if (l->is_server) {
-            /* Server side: the peer's identity is the region its certificate names. */
+        if (l->is_server && !sg_tls_is_join(l->tls)) {
+            /* Server side: the peer's identity is the region its certificate names. An
+             * enrollment connection (sangam-join/1) has none: its session may only JOIN. */
             rc = sg_tls_peer_region(l->tls, l->peer, sizeof(l->peer), &err);
             if (rc < 0) {
                 sg_log(SG_LOG_WARN, "tls_refused", "addr=%s code=%s", l->addr,
@@ -618,4 +619,14 @@ int sg_link_accept(sg_link **out, uv_stream_t *server, sg_tls_ctx *tls, const sg
     }
     *out = l;
     return 0;
+}
+
+int sg_link_is_join(const sg_link *l)
+{
+    return l->state == L_OPEN && sg_tls_is_join(l->tls);
+}
+
+int sg_link_pinned_ca_pem(const sg_link *l, char **out, sg_err *err)
+{
+    return sg_tls_pinned_ca_pem(l->tls, out, err);
 }

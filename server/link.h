@@ -61,6 +61,11 @@ void sg_link_keepalive(sg_link *l, uint64_t interval_ms);
 /* Sets the deadline for the TLS handshake and, after it, for HELLO/WELCOME (until
  * sg_link_keepalive): PROTOCOL.md 7.4 bounds both by twice the keepalive interval. */
 void sg_link_deadline(sg_link *l, uint64_t ms);
+/* 1 once open if the connection is an enrollment one (ALPN sangam-join/1): on the server, the
+ * peer has no certificate and sg_link_peer is ""; it may only JOIN. */
+int sg_link_is_join(const sg_link *l);
+/* Client side of an enrollment connection: the pinned CA as PEM (tls.h). */
+int sg_link_pinned_ca_pem(const sg_link *l, char **out, sg_err *err);
 /* Server side: the region id of the peer's certificate ("" before on_open). */
 const char *sg_link_peer(const sg_link *l);
 /* "ip:port" of the peer, for logs. */

@@ -23,6 +23,7 @@
 #include "api.h"
 #include "config.h"
 #include "hub.h"
+#include "init.h"
 #include "log.h"
 #include "store.h"
 #include "transport.h"
@@ -45,16 +46,19 @@ typedef struct node {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sangamd --config FILE [--check]\n"
-               "\n"
-               "Runs a Sangam node: its database, its API on a Unix socket (and TCP if set).\n"
-               "\n"
-               "  -c, --config FILE  the node's INI configuration (see deploy/region.ini)\n"
-               "      --check        check the configuration and the database, then exit\n"
-               "  -h, --help         this text\n"
-               "  -V, --version      print the version\n"
-               "\n"
-               "Stops cleanly on SIGTERM or SIGINT. Logs one logfmt line per event on stderr.\n");
+    fprintf(f,
+            "usage: sangamd --config FILE [--check]\n"
+            "       sangamd init --dir DIR [...]     set up a new hub (see sangamd init --help)\n"
+            "       sangamd join TOKEN --dir DIR     join a hub as a new region\n"
+            "\n"
+            "Runs a Sangam node: its database, its API on a Unix socket (and TCP if set).\n"
+            "\n"
+            "  -c, --config FILE  the node's INI configuration (see deploy/region.ini)\n"
+            "      --check        check the configuration and the database, then exit\n"
+            "  -h, --help         this text\n"
+            "  -V, --version      print the version\n"
+            "\n"
+            "Stops cleanly on SIGTERM or SIGINT. Logs one logfmt line per event on stderr.\n");
 }
 
 static void on_signal_closed(uv_handle_t *h)
@@ -147,6 +151,10 @@ int main(int argc, char **argv)
     const char *config = NULL;
     int check = 0, opt, rc, status = 1;
 
+    if (argc >= 2 && strcmp(argv[1], "init") == 0)
+        return sg_init_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "join") == 0)
+        return sg_join_main(argc - 1, argv + 1);
     memset(&n, 0, sizeof(n));
     n.lock_fd = -1;
     /* SQLite's allocation statistics take a global mutex on every malloc and free; nothing

@@ -15,6 +15,13 @@
  *     check, then the peer's alert, then OpenSSL's reason.
  *   - The state moves only through tls_move(), along tls_moves[]; TLS_FAILED is final and keeps
  *     the first error, which every later call returns again.
+ *   - Enrollment (ALPN sangam-join/1) is the only way a connection completes without a verified
+ *     client certificate. The hub's client-hello callback turns certificate requests off for a
+ *     ClientHello that offers sangam-join/1 and not sangam/1, and the ALPN callback picks
+ *     sangam/1 whenever it is offered; tls_established() then checks the outcome itself: a
+ *     connection that negotiated sangam/1 still needs a verified certificate, one that negotiated
+ *     sangam-join/1 is marked join and never yields a region. A join client trusts no CA file:
+ *     tls_join_verify_cb() takes its one trust anchor from the hub's own chain, by pin.
  */
 #include "tls.h"
 
@@ -31,17 +38,27 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "ca.h"
 #include "sangam/records.h"
 
 /* ALPN wire format: length-prefixed protocol names. */
+_Static_assert(sizeof(SG_TLS_ALPN) - 1 == 0x08, "the length prefix of tls_alpn_wire");
+_Static_assert(sizeof(SG_TLS_ALPN_JOIN) - 1 == 0x0d, "the length prefix of tls_alpn_join_wire");
 static const unsigned char tls_alpn_wire[] = "\x08" SG_TLS_ALPN;
 #define TLS_ALPN_WIRE_LEN (sizeof(tls_alpn_wire) - 1)
+static const unsigned char tls_alpn_join_wire[] = "\x0d" SG_TLS_ALPN_JOIN;
+#define TLS_ALPN_JOIN_WIRE_LEN (sizeof(tls_alpn_join_wire) - 1)
+/* The hub's list, in its order of preference: a client that offers both is a region. */
+static const unsigned char tls_alpn_hub_wire[] = "\x08" SG_TLS_ALPN "\x0d" SG_TLS_ALPN_JOIN;
+#define TLS_ALPN_HUB_WIRE_LEN (sizeof(tls_alpn_hub_wire) - 1)
 
 #define TLS_VERIFY_DEPTH 4 /* leaf, CA, and room for an intermediate or two */
 
 struct sg_tls_ctx {
-    SSL_CTX *ssl_ctx; /* owned; every SSL made from it holds its own reference */
-    int is_server;    /* 1 for the hub's side, 0 for a region's */
+    SSL_CTX *ssl_ctx;            /* owned; every SSL made from it holds its own reference */
+    int is_server;               /* 1 for the hub's side, 0 for a region's */
+    int join;                    /* made by sg_tls_ctx_new_join: a client enrolling */
+    char pin[SG_CA_PIN_LEN + 1]; /* join: the invite's CA pin (lowercase hex), else "" */
 };
 
 typedef enum tls_state {
@@ -61,24 +78,28 @@ static const unsigned tls_moves[TLS_NSTATES] = {
 };
 
 struct sg_tls {
-    SSL *ssl;             /* owned; owns rbio and wbio */
-    BIO *rbio;            /* ciphertext from the network, read by OpenSSL */
-    BIO *wbio;            /* ciphertext for the network, written by OpenSSL */
-    int is_server;        /* copied from the context */
-    tls_state state;      /* moved by tls_move() only */
-    int eof;              /* sg_tls_feed_eof() was called */
-    int sent_close;       /* sg_tls_shutdown() queued close_notify */
-    sg_err fail;          /* the error that moved the engine to TLS_FAILED */
-    int why_code;         /* code of a refusal decided by our own callback, or 0 */
-    char why[256];        /* its message (version or ALPN) */
-    int verify_err;       /* first X509_V_ERR_* of the peer's chain, or X509_V_OK */
+    SSL *ssl;                 /* owned; owns rbio and wbio */
+    BIO *rbio;                /* ciphertext from the network, read by OpenSSL */
+    BIO *wbio;                /* ciphertext for the network, written by OpenSSL */
+    int is_server;            /* copied from the context */
+    tls_state state;          /* moved by tls_move() only */
+    int eof;                  /* sg_tls_feed_eof() was called */
+    int sent_close;           /* sg_tls_shutdown() queued close_notify */
+    sg_err fail;              /* the error that moved the engine to TLS_FAILED */
+    int why_code;             /* code of a refusal decided by our own callback, or 0 */
+    char why[SG_ERR_MSG_MAX]; /* its message (version, ALPN, or the invite's pin) */
+    int verify_err;           /* first X509_V_ERR_* of the peer's chain, or X509_V_OK */
     int verify_depth;     /* depth in the chain of that error (0 = the peer's own certificate) */
     char verify_date[40]; /* the notBefore/notAfter that made the certificate invalid */
-    char verify_subject[160]; /* subject of the certificate that failed */
-    int alert_recv;           /* first fatal alert received from the peer, or -1 */
-    char alpn[32];            /* negotiated ALPN protocol, "" before the handshake completed */
-    char peer_subject[256];   /* the peer certificate's subject (RFC 2253) */
-    int64_t peer_not_after;   /* its notAfter as Unix time, -1 before the handshake completed */
+    char verify_subject[160];    /* subject of the certificate that failed */
+    int alert_recv;              /* first fatal alert received from the peer, or -1 */
+    char alpn[32];               /* negotiated ALPN protocol, "" before the handshake completed */
+    char peer_subject[256];      /* the peer certificate's subject (RFC 2253) */
+    int64_t peer_not_after;      /* its notAfter as Unix time, -1 before the handshake completed */
+    int join_client;             /* copied from the context: a client enrolling with a pin */
+    char pin[SG_CA_PIN_LEN + 1]; /* join client: the invite's CA pin, copied from the context */
+    X509 *pinned;                /* join client: the CA that verified the hub (owned), or NULL */
+    int join;                    /* the handshake completed with ALPN sangam-join/1 */
 };
 
 /* -------------------------------------------------------------------------------------------
@@ -197,13 +218,45 @@ static const char *version_name(unsigned v)
     }
 }
 
+/* Whether the ALPN extension body p[0..n) (a 2-byte length, then length-prefixed names) offers
+ * proto: 1 yes, 0 no, -1 when the list is malformed. */
+static int alpn_offers(const unsigned char *p, size_t n, const char *proto)
+{
+    size_t plen = strlen(proto), i;
+    int found = 0;
+    if (n < 2 || ((size_t)p[0] << 8 | p[1]) != n - 2)
+        return -1;
+    for (i = 2; i < n; i += 1 + (size_t)p[i]) {
+        if (p[i] == 0 || p[i] > n - i - 1)
+            return -1;
+        if (p[i] == plen && memcmp(p + i + 1, proto, plen) == 0)
+            found = 1;
+    }
+    return found;
+}
+
+/* Whether the negotiated ALPN protocol alpn[0..len) is proto. */
+static int alpn_is(const unsigned char *alpn, unsigned len, const char *proto)
+{
+    return len == strlen(proto) && memcmp(alpn, proto, len) == 0;
+}
+
+/* The ALPN protocol this engine must end up with: the client's own; for the hub, either. */
+static const char *alpn_expected(const sg_tls *t)
+{
+    return t->join_client ? SG_TLS_ALPN_JOIN : SG_TLS_ALPN;
+}
+
 /* -------------------------------------------------------------------------------------------
  * OpenSSL callbacks: they record, the failing call explains (see the file comment).
  */
 
 /* Server: refuses, with a message, a ClientHello that does not offer TLS 1.3 or offers no ALPN
  * at all (OpenSSL would otherwise skip the ALPN callback and go on without a protocol). Runs
- * before OpenSSL's own version negotiation, so it can name the version the peer offered. */
+ * before OpenSSL's own version negotiation, so it can name the version the peer offered, and
+ * before OpenSSL decides whether to send CertificateRequest, so it can decide that per
+ * connection: a client that offers sangam-join/1 but not sangam/1 is enrolling and has no
+ * certificate to show. */
 static int tls_client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     sg_tls *t = SSL_get_app_data(ssl);
@@ -245,10 +298,20 @@ static int tls_client_hello_cb(SSL *ssl, int *al, void *arg)
         *al = SSL_AD_NO_APPLICATION_PROTOCOL;
         return SSL_CLIENT_HELLO_ERROR;
     }
+    /* Set both ways, as a second ClientHello (after HelloRetryRequest) runs this again. A
+     * malformed list keeps the certificate request; OpenSSL refuses the list anyway. Whatever
+     * is decided here, tls_established() refuses sangam/1 without a verified certificate. */
+    if (alpn_offers(p, n, SG_TLS_ALPN_JOIN) == 1 && alpn_offers(p, n, SG_TLS_ALPN) == 0) {
+        SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+    } else {
+        const SSL_CTX *sc = SSL_get_SSL_CTX(ssl);
+        SSL_set_verify(ssl, SSL_CTX_get_verify_mode(sc), SSL_CTX_get_verify_callback(sc));
+    }
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
-/* Server: selects "sangam/1" or fails the handshake with alert no_application_protocol. */
+/* Server: selects "sangam/1", else "sangam-join/1", or fails the handshake with alert
+ * no_application_protocol. */
 static int tls_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                               const unsigned char *in, unsigned int inlen, void *arg)
 {
@@ -259,7 +322,7 @@ static int tls_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char
     size_t used = 0;
     (void)arg;
 
-    if (SSL_select_next_proto(&sel, &sellen, tls_alpn_wire, TLS_ALPN_WIRE_LEN, in, inlen) ==
+    if (SSL_select_next_proto(&sel, &sellen, tls_alpn_hub_wire, TLS_ALPN_HUB_WIRE_LEN, in, inlen) ==
         OPENSSL_NPN_NEGOTIATED) {
         *out = sel;
         *outlen = sellen;
@@ -305,6 +368,137 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *xs)
     return ok;
 }
 
+/* Join client: appends the pin of cert to list (cap bytes), at most two of them, then "...". */
+static void pin_list_add(char *list, size_t cap, int *count, X509 *cert)
+{
+    char pin[SG_CA_PIN_LEN + 1];
+    size_t used = strlen(list);
+    if (sg_cert_pin(pin, cert, NULL) != 0)
+        snprintf(pin, sizeof(pin), "(unreadable key)");
+    if (*count < 2)
+        snprintf(list + used, cap - used, "%s%s", *count ? ", " : "", pin);
+    else if (*count == 2)
+        snprintf(list + used, cap - used, ", ...");
+    (*count)++;
+}
+
+/* Join client: the certificate in the hub's chain, other than its leaf, whose public-key pin is
+ * t->pin, or NULL; the pins of the others are listed in seen (cap bytes) for the message. */
+static X509 *join_find_pinned(sg_tls *t, X509 *leaf, STACK_OF(X509) * chain, char *seen, size_t cap)
+{
+    int count = 0;
+    seen[0] = '\0';
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        X509 *x = sk_X509_value(chain, i);
+        char pin[SG_CA_PIN_LEN + 1];
+        if (x == leaf || X509_cmp(x, leaf) == 0)
+            continue;
+        if (sg_cert_pin(pin, x, NULL) == 0 && strcmp(pin, t->pin) == 0)
+            return x;
+        pin_list_add(seen, cap, &count, x);
+    }
+    return NULL;
+}
+
+/* Join client, in place of OpenSSL's chain verification (SSL_CTX_set_cert_verify_callback), so
+ * a hub that fails never completes the handshake: verifies the hub's chain with the CA
+ * certificate the invite pins, found in that chain, as the only trust anchor, with the checks a
+ * region makes (serverAuth, DNS name "hub", validity). The pinned certificate must be a CA and
+ * signed by its own key: as a trust anchor its content is otherwise taken on faith, and the
+ * joiner saves it as its CA. Returns 1 to accept; 0 with the error set in xs, which OpenSSL
+ * turns into the alert the hub receives, and the reason recorded in the engine. */
+static int tls_join_verify_cb(X509_STORE_CTX *xs, void *arg)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    sg_tls *t = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(xs);
+    X509 *pinned;
+    X509_STORE *store = NULL;
+    X509_STORE_CTX *vx = NULL;
+    X509_VERIFY_PARAM *param;
+    char seen[2 * SG_CA_PIN_LEN + 16];
+    int ok = 0;
+    (void)arg;
+
+    if (t == NULL || leaf == NULL) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
+        return 0;
+    }
+    pinned = join_find_pinned(t, leaf, chain, seen, sizeof(seen));
+    if (pinned == NULL) {
+        t->why_code = SG_EAUTH;
+        snprintf(t->why, sizeof(t->why),
+                 "the hub's CA does not match the invite's pin: the invite pins %s, the hub's "
+                 "chain carries %s%s (wrong hub address, an invite of another coalition, or a "
+                 "man in the middle)",
+                 t->pin, seen[0] ? "certificates with pins " : "no CA certificate", seen);
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+        return 0;
+    }
+    if (X509_check_ca(pinned) != 1) {
+        t->why_code = SG_EAUTH;
+        snprintf(t->why, sizeof(t->why),
+                 "the hub's certificate with the invite's pin %s is not a CA certificate "
+                 "(basicConstraints CA:TRUE)",
+                 t->pin);
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_INVALID_CA);
+        return 0;
+    }
+    if (X509_check_issued(pinned, pinned) != X509_V_OK ||
+        X509_verify(pinned, X509_get0_pubkey(pinned)) != 1) {
+        ERR_clear_error();
+        t->why_code = SG_EAUTH;
+        snprintf(t->why, sizeof(t->why),
+                 "the hub's CA certificate with the invite's pin %s is not self-signed by that "
+                 "key (forged?)",
+                 t->pin);
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_SIGNATURE_FAILURE);
+        return 0;
+    }
+
+    store = X509_STORE_new();
+    vx = X509_STORE_CTX_new();
+    if (store == NULL || vx == NULL || X509_STORE_add_cert(store, pinned) != 1 ||
+        X509_STORE_CTX_init(vx, store, leaf, chain) != 1 ||
+        X509_STORE_CTX_set_ex_data(vx, SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) != 1 ||
+        X509_STORE_CTX_set_purpose(vx, X509_PURPOSE_SSL_SERVER) != 1) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_OUT_OF_MEM);
+        goto free_store;
+    }
+    /* As a region's context sets it up in sg_tls_ctx_new(). */
+    X509_STORE_CTX_set_verify_cb(vx, tls_verify_cb);
+    param = X509_STORE_CTX_get0_param(vx);
+    X509_VERIFY_PARAM_set_depth(param, TLS_VERIFY_DEPTH);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_WILDCARDS |
+                                               X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+    if (X509_VERIFY_PARAM_set1_host(param, SG_TLS_HUB, 0) != 1) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_OUT_OF_MEM);
+        goto free_store;
+    }
+    if (X509_verify_cert(vx) != 1) {
+        /* tls_verify_cb recorded the first error in t; pass it on for the alert. */
+        X509_STORE_CTX_set_error(xs, X509_STORE_CTX_get_error(vx));
+        X509_STORE_CTX_set_error_depth(xs, X509_STORE_CTX_get_error_depth(vx));
+        X509_STORE_CTX_set_current_cert(xs, X509_STORE_CTX_get_current_cert(vx));
+        if (t->verify_err == X509_V_OK)
+            t->verify_err = X509_STORE_CTX_get_error(vx) != X509_V_OK ? X509_STORE_CTX_get_error(vx)
+                                                                      : X509_V_ERR_UNSPECIFIED;
+        goto free_store;
+    }
+    X509_up_ref(pinned);
+    X509_free(t->pinned);
+    t->pinned = pinned;
+    /* For SSL_get0_verified_chain(): the chain that was verified, ending at the pinned CA. */
+    X509_STORE_CTX_set0_verified_chain(xs, X509_STORE_CTX_get1_chain(vx));
+    X509_STORE_CTX_set_error(xs, X509_V_OK);
+    ok = 1;
+free_store:
+    X509_STORE_CTX_free(vx);
+    X509_STORE_free(store);
+    return ok;
+}
+
 /* Both sides: records the first fatal alert the peer sent. */
 static void tls_info_cb(const SSL *ssl, int where, int ret)
 {
@@ -344,7 +538,10 @@ static int tls_explain_verify(sg_tls *t, sg_err *err)
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
     case X509_V_ERR_CERT_SIGNATURE_FAILURE:
-        return tls_fail(t, err, SG_EAUTH, "%s: %s (not signed by the coalition CA?)%s", who, what,
+        return tls_fail(t, err, SG_EAUTH, "%s: %s (%s)%s", who, what,
+                        t->join_client ? "not signed by the CA the invite pins: a man in the "
+                                         "middle?"
+                                       : "not signed by the coalition CA?",
                         subj);
     case X509_V_ERR_CERT_HAS_EXPIRED:
         return tls_fail(t, err, SG_EAUTH, "%s: %s (not after %s; it must be renewed)%s", who, what,
@@ -402,8 +599,9 @@ static int tls_explain_alert(sg_tls *t, sg_err *err)
                         "the peer refused the protocol version (this side speaks TLS 1.3 only)");
     case SSL_AD_NO_APPLICATION_PROTOCOL:
         return tls_fail(t, err, SG_ETLS,
-                        "the peer refused ALPN protocol " SG_TLS_ALPN
-                        " (no_application_protocol): is it Sangam of a compatible version?");
+                        "the peer refused ALPN protocol %s (no_application_protocol): is it "
+                        "Sangam of a compatible version?",
+                        alpn_expected(t));
     default:
         return tls_fail(t, err, SG_ETLS, "the peer ended the connection with alert %d (%s)",
                         t->alert_recv, SSL_alert_desc_string_long(t->alert_recv));
@@ -431,7 +629,7 @@ static int tls_explain(sg_tls *t, sg_err *err)
         return tls_fail(t, err, SG_ETLS,
                         "peer does not speak TLS 1.3; this side speaks TLS 1.3 only");
     case SSL_R_NO_APPLICATION_PROTOCOL:
-        return tls_fail(t, err, SG_ETLS, "no common ALPN protocol (expected " SG_TLS_ALPN ")");
+        return tls_fail(t, err, SG_ETLS, "no common ALPN protocol (expected %s)", alpn_expected(t));
     case SSL_R_UNEXPECTED_EOF_WHILE_READING:
         return tls_fail(t, err, SG_ETLS,
                         handshake ? "connection ended during the TLS handshake"
@@ -476,7 +674,11 @@ static int tls_error(sg_tls *t, int ret, sg_err *err)
 }
 
 /* The handshake completed: checks what OpenSSL's policy cannot express, records what the
- * accessors report, and opens the engine. Returns 1 or an error. */
+ * accessors report, and opens the engine. Returns 1 or an error.
+ *
+ * The hub accepts a connection without a client certificate only when it negotiated
+ * sangam-join/1, whatever the client-hello callback decided; such a connection is marked join
+ * and has no peer to record. */
 static int tls_established(sg_tls *t, sg_err *err)
 {
     X509 *peer = SSL_get0_peer_certificate(t->ssl);
@@ -488,21 +690,34 @@ static int tls_established(sg_tls *t, sg_err *err)
     if (SSL_version(t->ssl) != TLS1_3_VERSION)
         return tls_fail(t, err, SG_ETLS, "negotiated %s; this side speaks TLS 1.3 only",
                         SSL_get_version(t->ssl));
+    SSL_get0_alpn_selected(t->ssl, &alpn, &alpn_len);
+    if (t->is_server && alpn_is(alpn, alpn_len, SG_TLS_ALPN_JOIN)) {
+        memcpy(t->alpn, alpn, alpn_len);
+        t->alpn[alpn_len] = '\0';
+        t->join = 1;
+        tls_move(t, TLS_OPEN);
+        return 1;
+    }
     if (peer == NULL)
         return tls_fail(t, err, SG_EAUTH, "peer did not present a certificate");
     if (vr != X509_V_OK)
         return tls_fail(t, err, SG_EAUTH, "peer certificate: %s",
                         X509_verify_cert_error_string(vr));
-    SSL_get0_alpn_selected(t->ssl, &alpn, &alpn_len);
-    if (alpn_len != TLS_ALPN_WIRE_LEN - 1 || memcmp(alpn, SG_TLS_ALPN, alpn_len) != 0) {
+    if (!alpn_is(alpn, alpn_len, alpn_expected(t))) {
         char chosen[40];
         printable(chosen, sizeof(chosen), alpn, alpn_len);
-        return tls_fail(t, err, SG_ETLS, "no common ALPN protocol (expected " SG_TLS_ALPN "%s%s%s)",
-                        alpn_len ? ", the peer chose '" : "; the peer chose none", chosen,
-                        alpn_len ? "'" : "");
+        return tls_fail(t, err, SG_ETLS, "no common ALPN protocol (expected %s%s%s%s)",
+                        alpn_expected(t), alpn_len ? ", the peer chose '" : "; the peer chose none",
+                        chosen, alpn_len ? "'" : "");
     }
+    /* Our verify callback either set pinned or failed the handshake; never trust a hub
+     * otherwise. */
+    if (t->join_client && t->pinned == NULL)
+        return tls_fail(t, err, SG_EAUTH,
+                        "the hub's certificate was not checked against the invite's pin");
     memcpy(t->alpn, alpn, alpn_len);
     t->alpn[alpn_len] = '\0';
+    t->join = t->join_client;
     name_str(X509_get_subject_name(peer), t->peer_subject, sizeof(t->peer_subject));
     if (ASN1_TIME_to_tm(X509_get0_notAfter(peer), &tm) == 1)
         t->peer_not_after = (int64_t)timegm(&tm);
@@ -560,10 +775,96 @@ free_key:
     return rc;
 }
 
+/* Server: appends the certificates of ca_file to the chain sc sends after its own certificate,
+ * skipping any already there, so that a joiner finds the CA its invite pins. (With an empty
+ * chain OpenSSL would build one from the trust store; this makes it explicit, and survives a
+ * cert_file that carries its own chain.) */
+static int ctx_add_ca_chain(SSL_CTX *sc, const char *ca_file, sg_err *err)
+{
+    BIO *b = BIO_new_file(ca_file, "r");
+    X509 *x = NULL;
+    char detail[256];
+    int rc = 0;
+
+    if (b == NULL) {
+        ossl_msg(detail, sizeof(detail));
+        return sg_err_set(err, SG_ECONFIG, "[tls] CA file %s: cannot open (%s)", ca_file, detail);
+    }
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        STACK_OF(X509) *chain = NULL;
+        int dup = X509_cmp(x, SSL_CTX_get0_certificate(sc)) == 0;
+        if (SSL_CTX_get0_chain_certs(sc, &chain) != 1)
+            chain = NULL;
+        for (int i = 0; !dup && i < sk_X509_num(chain); i++)
+            dup = X509_cmp(x, sk_X509_value(chain, i)) == 0;
+        if (!dup && SSL_CTX_add1_chain_cert(sc, x) != 1) {
+            ossl_msg(detail, sizeof(detail));
+            rc = sg_err_set(err, SG_ENOMEM, "[tls] cannot add the CA of %s to the chain: %s",
+                            ca_file, detail);
+            break;
+        }
+        X509_free(x);
+        x = NULL;
+    }
+    /* The read that ended the loop left "no start line": the end of the file. */
+    ERR_clear_error();
+    X509_free(x);
+    BIO_free(b);
+    return rc;
+}
+
+/* An SSL_CTX with the policy every context shares: TLS 1.3 only, no resumption, no password
+ * prompts, alerts recorded. */
+static int ctx_base(SSL_CTX **out, int is_server, sg_err *err)
+{
+    SSL_CTX *sc;
+    char detail[256];
+
+    *out = NULL;
+    ERR_clear_error();
+    sc = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method());
+    if (sc == NULL) {
+        ossl_msg(detail, sizeof(detail));
+        return sg_err_set(err, SG_ENOMEM, "[tls] cannot make an SSL_CTX: %s", detail);
+    }
+    if (SSL_CTX_set_min_proto_version(sc, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(sc, TLS1_3_VERSION) != 1) {
+        ossl_msg(detail, sizeof(detail));
+        SSL_CTX_free(sc);
+        return sg_err_set(err, SG_ETLS, "[tls] cannot limit to TLS 1.3: %s", detail);
+    }
+    /* No resumption: every connection authenticates with certificates. */
+    SSL_CTX_set_options(sc, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(sc, 0);
+    SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_default_passwd_cb(sc, no_password_cb);
+    SSL_CTX_set_info_callback(sc, tls_info_cb);
+    *out = sc;
+    return 0;
+}
+
+/* Wraps sc (taken over, freed on failure) in a new context. */
+static int ctx_wrap(sg_tls_ctx **out, SSL_CTX *sc, int is_server, const char *pin, sg_err *err)
+{
+    sg_tls_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        SSL_CTX_free(sc);
+        return sg_err_set(err, SG_ENOMEM, "[tls] out of memory");
+    }
+    c->ssl_ctx = sc;
+    c->is_server = is_server;
+    if (pin != NULL) {
+        c->join = 1;
+        snprintf(c->pin, sizeof(c->pin), "%s", pin);
+    }
+    *out = c;
+    return 0;
+}
+
 int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const char *cert_file,
                    const char *key_file, sg_err *err)
 {
-    sg_tls_ctx *c = NULL;
     SSL_CTX *sc = NULL;
     char detail[256];
     int rc;
@@ -582,25 +883,8 @@ int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const c
         return sg_err_set(err, SG_EINVAL, "[tls] the hub needs a certificate and its key");
     if ((rc = check_readable("CA file", ca_file, err)) != 0)
         return rc;
-
-    ERR_clear_error();
-    sc = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method());
-    if (sc == NULL) {
-        ossl_msg(detail, sizeof(detail));
-        return sg_err_set(err, SG_ENOMEM, "[tls] cannot make an SSL_CTX: %s", detail);
-    }
-    if (SSL_CTX_set_min_proto_version(sc, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set_max_proto_version(sc, TLS1_3_VERSION) != 1) {
-        ossl_msg(detail, sizeof(detail));
-        rc = sg_err_set(err, SG_ETLS, "[tls] cannot limit to TLS 1.3: %s", detail);
-        goto free_ssl_ctx;
-    }
-    /* No resumption: every connection authenticates with certificates. */
-    SSL_CTX_set_options(sc, SSL_OP_NO_TICKET);
-    SSL_CTX_set_num_tickets(sc, 0);
-    SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_default_passwd_cb(sc, no_password_cb);
+    if ((rc = ctx_base(&sc, is_server, err)) != 0)
+        return rc;
 
     /* Trust the coalition CA alone: no SSL_CTX_set_default_verify_paths(). */
     if (SSL_CTX_load_verify_file(sc, ca_file) != 1) {
@@ -619,7 +903,6 @@ int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const c
         rc = sg_err_set(err, SG_ETLS, "[tls] cannot set the certificate purpose: %s", detail);
         goto free_ssl_ctx;
     }
-    SSL_CTX_set_info_callback(sc, tls_info_cb);
 
     if (is_server) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
@@ -646,21 +929,65 @@ int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const c
 
     if (cert_file != NULL && (rc = ctx_load_identity(sc, cert_file, key_file, err)) != 0)
         goto free_ssl_ctx;
-
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        rc = sg_err_set(err, SG_ENOMEM, "[tls] out of memory");
+    if (is_server && (rc = ctx_add_ca_chain(sc, ca_file, err)) != 0)
         goto free_ssl_ctx;
-    }
-    c->ssl_ctx = sc;
-    c->is_server = is_server;
-    *out = c;
-    return 0;
+    return ctx_wrap(out, sc, is_server, NULL, err);
 
 free_ssl_ctx:
     SSL_CTX_free(sc);
     ERR_clear_error();
     return rc;
+}
+
+/* Fails with SG_EINVAL unless pin is SG_CA_PIN_LEN lowercase hex characters. */
+static int pin_check(const char *pin, sg_err *err)
+{
+    char shown[SG_CA_PIN_LEN + 8];
+    size_t len;
+
+    if (pin == NULL || pin[0] == '\0')
+        return sg_err_set(err, SG_EINVAL,
+                          "[tls] invite pin: missing (the SHA-256 of the coalition CA's public "
+                          "key, %d lowercase hex characters)",
+                          SG_CA_PIN_LEN);
+    len = strlen(pin);
+    printable(shown, sizeof(shown), (const unsigned char *)pin, len);
+    if (len != SG_CA_PIN_LEN)
+        return sg_err_set(err, SG_EINVAL,
+                          "[tls] invite pin '%s%s': %zu characters, expected %d lowercase hex "
+                          "(the SHA-256 of the coalition CA's public key)",
+                          shown, len + 1 > sizeof(shown) ? "..." : "", len, SG_CA_PIN_LEN);
+    for (size_t i = 0; i < len; i++)
+        if (!((pin[i] >= '0' && pin[i] <= '9') || (pin[i] >= 'a' && pin[i] <= 'f')))
+            return sg_err_set(err, SG_EINVAL,
+                              "[tls] invite pin '%s': character %zu is not lowercase hex "
+                              "(expected the SHA-256 of the coalition CA's public key)",
+                              shown, i + 1);
+    return 0;
+}
+
+int sg_tls_ctx_new_join(sg_tls_ctx **out, const char *pin_hex, sg_err *err)
+{
+    SSL_CTX *sc = NULL;
+    char detail[256];
+    int rc;
+
+    *out = NULL;
+    if ((rc = pin_check(pin_hex, err)) != 0)
+        return rc;
+    if ((rc = ctx_base(&sc, 0, err)) != 0)
+        return rc;
+    /* No CA file and no default paths: the trust store stays empty, and tls_join_verify_cb
+     * verifies the hub with the pinned CA instead of X509_verify_cert over this store. */
+    SSL_CTX_set_verify(sc, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_cert_verify_callback(sc, tls_join_verify_cb, NULL);
+    /* SSL_CTX_set_alpn_protos returns 0 on success. */
+    if (SSL_CTX_set_alpn_protos(sc, tls_alpn_join_wire, TLS_ALPN_JOIN_WIRE_LEN) != 0) {
+        ossl_msg(detail, sizeof(detail));
+        SSL_CTX_free(sc);
+        return sg_err_set(err, SG_ENOMEM, "[tls] cannot set ALPN: %s", detail);
+    }
+    return ctx_wrap(out, sc, 0, pin_hex, err);
 }
 
 void sg_tls_ctx_free(sg_tls_ctx *ctx)
@@ -686,6 +1013,8 @@ int sg_tls_new(sg_tls **out, sg_tls_ctx *ctx, sg_err *err)
     if (t == NULL)
         return sg_err_set(err, SG_ENOMEM, "TLS: out of memory");
     t->is_server = ctx->is_server;
+    t->join_client = ctx->join;
+    memcpy(t->pin, ctx->pin, sizeof(t->pin));
     t->state = TLS_HANDSHAKE;
     t->verify_err = X509_V_OK;
     t->alert_recv = -1;
@@ -727,6 +1056,7 @@ void sg_tls_free(sg_tls *t)
     if (t == NULL)
         return;
     SSL_free(t->ssl);
+    X509_free(t->pinned);
     free(t);
 }
 
@@ -872,6 +1202,39 @@ const char *sg_tls_alpn(const sg_tls *t)
     return t->alpn;
 }
 
+int sg_tls_is_join(const sg_tls *t)
+{
+    return t->join;
+}
+
+int sg_tls_pinned_ca_pem(const sg_tls *t, char **out, sg_err *err)
+{
+    BIO *b = NULL;
+    char *pem = NULL;
+    const char *data;
+    long n;
+
+    *out = NULL;
+    /* join is set only once the handshake completed, and pinned with it on the client. */
+    if (t->is_server || !t->join || t->pinned == NULL)
+        return sg_err_set(err, SG_EINVAL,
+                          "TLS: a pinned CA exists only on an enrollment client, after the "
+                          "handshake");
+    ERR_clear_error();
+    b = BIO_new(BIO_s_mem());
+    if (b == NULL || PEM_write_bio_X509(b, t->pinned) != 1 ||
+        (n = BIO_get_mem_data(b, &data)) <= 0 || (pem = malloc((size_t)n + 1)) == NULL) {
+        BIO_free(b);
+        ERR_clear_error();
+        return sg_err_set(err, SG_ENOMEM, "TLS: out of memory writing the pinned CA as PEM");
+    }
+    memcpy(pem, data, (size_t)n);
+    pem[n] = '\0';
+    BIO_free(b);
+    *out = pem;
+    return 0;
+}
+
 int sg_tls_peer_region(sg_tls *t, char *out, size_t cap, sg_err *err)
 {
     X509 *peer;
@@ -887,6 +1250,8 @@ int sg_tls_peer_region(sg_tls *t, char *out, size_t cap, sg_err *err)
         return sg_err_set(err, SG_EINVAL,
                           "TLS: the peer's region is known to the server only, "
                           "after the handshake");
+    if (t->join)
+        return sg_err_set(err, SG_EAUTH, "enrollment connection: no certificate");
     peer = SSL_get0_peer_certificate(t->ssl);
     if (peer == NULL)
         return sg_err_set(err, SG_EAUTH, "peer did not present a certificate");

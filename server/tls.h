@@ -14,6 +14,15 @@
  *   - The client (a region) requires a server certificate that allows serverAuth and carries
  *     the DNS subjectAltName "hub".
  *
+ * Enrollment is the one exception to mutual authentication. A node joining with an invite has
+ * no certificate and no CA file yet, only the SHA-256 pin of the CA's public key (as kubeadm's
+ * --discovery-token-ca-cert-hash). It offers ALPN "sangam-join/1" alone; the hub, deciding per
+ * connection from the ClientHello, then asks it for no certificate, and such a connection never
+ * has a region (sg_tls_peer_region refuses it; sg_tls_is_join says which it is). The joiner
+ * verifies the hub as a region would, with the CA certificate found in the hub's chain whose
+ * pin matches the invite as its only trust anchor. A client offering "sangam/1" is treated as
+ * a region whatever else it offers.
+ *
  * The drain contract: after EVERY call into an engine (feed, feed_eof, handshake, read, write,
  * shutdown) the caller must drain it - sg_tls_take() and send what it returns - even when the
  * call failed. Reads produce output too: the alert that ends a failed read, and whatever TLS
@@ -32,8 +41,9 @@
 
 #include "sangam/error.h"
 
-#define SG_TLS_ALPN "sangam/1"
-#define SG_TLS_HUB  "hub" /* the DNS name a hub's certificate must carry */
+#define SG_TLS_ALPN      "sangam/1"
+#define SG_TLS_ALPN_JOIN "sangam-join/1" /* enrollment: the client has no certificate yet */
+#define SG_TLS_HUB       "hub"           /* the DNS name a hub's certificate must carry */
 
 typedef struct sg_tls_ctx sg_tls_ctx; /* configuration shared by many connections */
 typedef struct sg_tls sg_tls;         /* one connection */
@@ -43,9 +53,24 @@ typedef struct sg_tls sg_tls;         /* one connection */
  * key_file (an unencrypted PEM key). A client may pass NULL for both cert_file and key_file to
  * present no certificate (the hub will refuse it; useful only for tests and diagnostics). Fails
  * with SG_ECONFIG and a message naming the file ("[tls] key /x/b.key does not match certificate
- * /x/b.pem"), SG_EINVAL for a server without a certificate, or SG_ENOMEM. */
+ * /x/b.pem"), SG_EINVAL for a server without a certificate, or SG_ENOMEM.
+ *
+ * A server context also accepts enrollment connections (ALPN sangam-join/1, no client
+ * certificate; see sg_tls_is_join) and sends the certificates of ca_file after its own chain,
+ * so that a joiner can find the CA its invite pins. */
 int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const char *cert_file,
                    const char *key_file, sg_err *err);
+/* A client context for enrollment (a node joining with an invite): presents no certificate,
+ * offers only ALPN sangam-join/1, and accepts the hub only if the chain the hub sends contains a
+ * CA certificate whose public-key pin equals pin_hex (64 lowercase hex chars: SHA-256 of the DER
+ * SubjectPublicKeyInfo, as sg_cert_pin in server/ca.h computes) and that CA verifies the hub's
+ * leaf certificate (serverAuth, DNS name "hub", validity) - the normal hub checks, with the pinned
+ * certificate as the only trust anchor. The pinned certificate must also be a CA
+ * (basicConstraints CA:TRUE) signed by its own key, so that what the joiner saves was made by the
+ * holder of the pinned key. A mismatch fails the handshake with SG_EAUTH and a message saying the
+ * hub's CA does not match the invite's pin (and what pin it had). SG_EINVAL, naming the problem,
+ * when pin_hex is not 64 lowercase hex characters; SG_ENOMEM or SG_ETLS if OpenSSL fails. */
+int sg_tls_ctx_new_join(sg_tls_ctx **out, const char *pin_hex, sg_err *err);
 /* Frees a context (NULL-safe). Engines made from it keep their own reference and may outlive it.
  */
 void sg_tls_ctx_free(sg_tls_ctx *ctx);
@@ -101,19 +126,31 @@ size_t sg_tls_pending(const sg_tls *t);
  * *out is NULL and *out_len 0 when there is none. 0 or SG_ENOMEM (the bytes stay queued). */
 int sg_tls_take(sg_tls *t, char **out, size_t *out_len);
 
-/* The negotiated ALPN protocol ("sangam/1"), or "" before the handshake completed. */
+/* The negotiated ALPN protocol ("sangam/1" or "sangam-join/1"), or "" before the handshake
+ * completed. */
 const char *sg_tls_alpn(const sg_tls *t);
+/* 1 if this engine's handshake negotiated sangam-join/1 (server side: the peer presented no
+ * certificate and may only enroll; client side: made by sg_tls_ctx_new_join), else 0 (also before
+ * the handshake completed). A server must ask this before sg_tls_peer_region, which refuses an
+ * enrollment connection. */
+int sg_tls_is_join(const sg_tls *t);
+/* After the handshake, client side: the CA certificate the join context pinned, as PEM in a new
+ * malloc'd NUL-terminated string (*out, caller frees). SG_EINVAL otherwise (*out NULL), SG_ENOMEM.
+ * Lets the joiner save the CA it verified. */
+int sg_tls_pinned_ca_pem(const sg_tls *t, char **out, sg_err *err);
 
 /* Server side, after the handshake: the region the client speaks for, copied into out (cap
  * bytes, at least SG_REGION_MAX + 1). The client certificate must carry exactly one DNS
  * subjectAltName and it must be a valid region id other than "hub"; otherwise SG_EAUTH with a
- * message. SG_EINVAL on the client side or before the handshake. */
+ * message. SG_EAUTH ("enrollment connection: no certificate") on an enrollment connection.
+ * SG_EINVAL on the client side or before the handshake. */
 int sg_tls_peer_region(sg_tls *t, char *out, size_t cap, sg_err *err);
 /* The peer certificate's subject as an RFC 2253 string ("CN=bundelkhand,O=..."), or "" before
- * the handshake completed. Valid until sg_tls_free(). */
+ * the handshake completed or when the peer presented none (an enrollment connection). Valid
+ * until sg_tls_free(). */
 const char *sg_tls_peer_subject(const sg_tls *t);
 /* The peer certificate's notAfter as Unix time (for status pages), or -1 before the handshake
- * completed. */
+ * completed or when the peer presented none. */
 int64_t sg_tls_peer_not_after(const sg_tls *t);
 
 #endif

@@ -18,6 +18,9 @@
 #define SG_FRAME_HEADER  4u                  /* bytes of the length prefix */
 #define SG_FRAME_MAX     (1024u * 1024 + 64) /* largest payload accepted by default */
 #define SG_MSG_TEXT_MAX  1024u               /* ERROR message and BYE reason, bytes */
+#define SG_PEM_MAX       8192u               /* JOIN, RENEW csr; CERT cert and ca: bytes of PEM */
+#define SG_SECRET_MIN    32u                 /* JOIN secret: bytes of lowercase hex, at least */
+#define SG_SECRET_MAX    64u                 /* ... and at most */
 
 typedef enum sg_msg_type {
     SG_MSG_HELLO = 1,          /* region -> hub: [1, version, node, schema] */
@@ -31,12 +34,16 @@ typedef enum sg_msg_type {
     SG_MSG_SNAPSHOT_BEGIN = 9, /* region -> hub: [9, seq] */
     SG_MSG_SNAPSHOT_END = 10,  /* region -> hub: [10, seq, count] */
     SG_MSG_STATUS = 11,        /* region -> hub: [11, seq, hlc] (its head, for lag) */
+    SG_MSG_JOIN = 12,          /* joiner -> hub (enrollment): [12, version, region, secret, csr] */
+    SG_MSG_CERT = 13,          /* hub -> node: [13, cert, ca] (answers JOIN or RENEW) */
+    SG_MSG_RENEW = 14,         /* region -> hub, after WELCOME: [14, csr] */
 } sg_msg_type;
 
 typedef struct sg_msg {
     sg_msg_type type;
-    uint32_t version; /* HELLO, WELCOME: protocol version */
-    const char *node; /* HELLO: region id; WELCOME: hub id (not NUL-terminated) */
+    uint32_t version; /* HELLO, WELCOME, JOIN: protocol version */
+    const char *node; /* HELLO: region id; WELCOME: hub id; JOIN: the invited region id (not
+                         NUL-terminated) */
     uint32_t node_len;
     uint32_t schema;  /* HELLO, WELCOME: database schema version of the sender */
     uint64_t seq;     /* WELCOME: last seq applied from this region; ACK: last seq applied;
@@ -50,6 +57,13 @@ typedef struct sg_msg {
     uint32_t text_len;
     const void *batch; /* BATCH: the encoded batch, to decode with sg_batch_decode */
     size_t batch_len;
+    const char *secret; /* JOIN: the invite's one-time secret, lowercase hex (not NUL-terminated) */
+    uint32_t secret_len;
+    const char *pem; /* JOIN, RENEW: the CSR; CERT: the node's certificate (PEM text, not
+                        NUL-terminated) */
+    uint32_t pem_len;
+    const char *pem2; /* CERT: the coalition CA certificate (PEM text, not NUL-terminated) */
+    uint32_t pem2_len;
 } sg_msg;
 
 /* Reads a frame header: *out_len is the payload length. SG_ETOOBIG if it exceeds max,
@@ -57,8 +71,8 @@ typedef struct sg_msg {
 int sg_frame_len(uint32_t *out_len, const uint8_t hdr[SG_FRAME_HEADER], uint32_t max, sg_err *err);
 
 /* Decodes one payload (without its header). Unknown types, wrong element counts or types,
- * strings over their limits and trailing bytes are refused with a code and a message. A HELLO or
- * WELCOME whose version is not SG_PROTO_VERSION returns SG_EUNSUPPORTED with out->type and
+ * strings over their limits and trailing bytes are refused with a code and a message. A HELLO,
+ * WELCOME or JOIN whose version is not SG_PROTO_VERSION returns SG_EUNSUPPORTED with out->type and
  * out->version filled, so the receiver can say which versions it speaks. */
 int sg_msg_decode(sg_msg *out, const void *payload, size_t len, sg_err *err);
 

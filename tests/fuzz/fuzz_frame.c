@@ -4,8 +4,8 @@
  * Besides "never crash, never leak, never read out of bounds" (the sanitizers' part), it checks
  * these properties and abort()s when one fails, so the fuzzer reports the input:
  *   1. Failures are reported: a refused payload gives a negative code, the same code in err and
- *      a message, and the same code when no err is given; SG_EUNSUPPORTED only for a HELLO or
- *      WELCOME whose version is not 1.
+ *      a message, and the same code when no err is given; SG_EUNSUPPORTED only for a HELLO,
+ *      WELCOME or JOIN whose version is not 1.
  *   2. Round trip: a decoded message re-encodes, its header gives its payload length, the payload
  *      decodes to the same message, and re-encoding that gives the same bytes (canonical form).
  *   3. A BATCH body the frame layer accepted never fails sg_batch_decode's structural checks
@@ -42,11 +42,14 @@ static int bytes_eq(const void *a, size_t alen, const void *b, size_t blen)
 static int msg_eq(const sg_msg *a, const sg_msg *b)
 {
     return a->type == b->type && a->version == b->version && a->schema == b->schema &&
-           a->seq == b->seq && a->nonce == b->nonce && a->count == b->count &&
+           a->seq == b->seq && a->nonce == b->nonce && a->count == b->count && a->hlc == b->hlc &&
            bytes_eq(a->node, a->node_len, b->node, b->node_len) &&
            bytes_eq(a->code, a->code_len, b->code, b->code_len) &&
            bytes_eq(a->text, a->text_len, b->text, b->text_len) &&
-           bytes_eq(a->batch, a->batch_len, b->batch, b->batch_len);
+           bytes_eq(a->batch, a->batch_len, b->batch, b->batch_len) &&
+           bytes_eq(a->secret, a->secret_len, b->secret, b->secret_len) &&
+           bytes_eq(a->pem, a->pem_len, b->pem, b->pem_len) &&
+           bytes_eq(a->pem2, a->pem2_len, b->pem2, b->pem2_len);
 }
 
 /* Property 2 for a message m that decoded (or that the encoder accepted, when frame is given):
@@ -85,13 +88,13 @@ static void check_payload(const uint8_t *p, size_t len)
     if (rc != 0) {
         require(rc < 0 && err.code == rc && err.msg[0] != '\0');
         if (rc == SG_EUNSUPPORTED)
-            require((m.type == SG_MSG_HELLO || m.type == SG_MSG_WELCOME) &&
+            require((m.type == SG_MSG_HELLO || m.type == SG_MSG_WELCOME || m.type == SG_MSG_JOIN) &&
                     m.version != SG_PROTO_VERSION);
         else
             require(m.type == 0);
         return;
     }
-    require(m.type >= SG_MSG_HELLO && m.type <= SG_MSG_STATUS);
+    require(m.type >= SG_MSG_HELLO && m.type <= SG_MSG_RENEW);
     check_round_trip(&m);
     if (m.type == SG_MSG_BATCH) {
         require(m.batch == p + 2 && m.batch_len == len - 2);
@@ -163,7 +166,7 @@ static void check_encoder(const uint8_t *data, size_t size)
     int rc;
 
     memset(&m, 0, sizeof(m));
-    m.type = (sg_msg_type)(take(&p, &left, 1) % 12);
+    m.type = (sg_msg_type)(take(&p, &left, 1) % 15);
     m.version = (uint32_t)(take(&p, &left, 1) % 3);
     m.schema = (uint32_t)take(&p, &left, 4);
     m.seq = take(&p, &left, 8);
@@ -172,6 +175,9 @@ static void check_encoder(const uint8_t *data, size_t size)
     m.node_len = take_str(&m.node, &p, &left, take(&p, &left, 1) % 70);
     m.code_len = take_str(&m.code, &p, &left, take(&p, &left, 1) % 70);
     m.text_len = take_str(&m.text, &p, &left, take(&p, &left, 2) % (SG_MSG_TEXT_MAX + 8));
+    m.secret_len = take_str(&m.secret, &p, &left, take(&p, &left, 1) % (SG_SECRET_MAX + 8));
+    m.pem_len = take_str(&m.pem, &p, &left, take(&p, &left, 2) % (SG_PEM_MAX + 8));
+    m.pem2_len = take_str(&m.pem2, &p, &left, take(&p, &left, 2) % (SG_PEM_MAX + 8));
     m.batch = p;
     m.batch_len = left;
 
@@ -224,6 +230,23 @@ static void check_encoder(const uint8_t *data, size_t size)
         case SG_MSG_BYE:
             want.text = m.text;
             want.text_len = m.text_len;
+            break;
+        case SG_MSG_JOIN:
+            want.version = m.version;
+            want.node = m.node;
+            want.node_len = m.node_len;
+            want.secret = m.secret;
+            want.secret_len = m.secret_len;
+            want.pem = m.pem;
+            want.pem_len = m.pem_len;
+            break;
+        case SG_MSG_CERT:
+            want.pem2 = m.pem2;
+            want.pem2_len = m.pem2_len;
+            /* fall through */
+        case SG_MSG_RENEW:
+            want.pem = m.pem;
+            want.pem_len = m.pem_len;
             break;
         }
         check_round_trip(&want);

@@ -5,10 +5,10 @@
  * examples of proto/PROTOCOL.md section 7.3 decode to what the document says and re-encode byte
  * for byte; every prefix of every example is refused as truncated and every extra byte as
  * trailing; every wrong msgpack type at every position is refused with its code and message;
- * HELLO and WELCOME of another version stop at the version whatever follows; the frame header
- * refuses 0 and oversized lengths before anything is allocated; string rules (node ids, error
- * codes, UTF-8 text and their limits) hold on both sides; a BATCH body must be exactly one
- * msgpack value and is handed over undecoded.
+ * HELLO, WELCOME and JOIN of another version stop at the version whatever follows; the frame
+ * header refuses 0 and oversized lengths before anything is allocated; string rules (node ids,
+ * error codes, UTF-8 text, invite secrets, PEM text and their limits) hold on both sides; a BATCH
+ * body must be exactly one msgpack value and is handed over undecoded.
  *
  * Every input is decoded from an exact-size heap copy, so AddressSanitizer sees a read one byte
  * past the end.
@@ -191,10 +191,14 @@ static void assert_msg_eq(const sg_msg *a, const sg_msg *b)
     assert_true(a->seq == b->seq);
     assert_true(a->nonce == b->nonce);
     assert_true(a->count == b->count);
+    assert_true(a->hlc == b->hlc);
     assert_bytes_eq(a->node, a->node_len, b->node, b->node_len);
     assert_bytes_eq(a->code, a->code_len, b->code, b->code_len);
     assert_bytes_eq(a->text, a->text_len, b->text, b->text_len);
     assert_bytes_eq(a->batch, a->batch_len, b->batch, b->batch_len);
+    assert_bytes_eq(a->secret, a->secret_len, b->secret, b->secret_len);
+    assert_bytes_eq(a->pem, a->pem_len, b->pem, b->pem_len);
+    assert_bytes_eq(a->pem2, a->pem2_len, b->pem2, b->pem2_len);
 }
 
 /* 1 if [p, p + n) lies inside [buf, buf + len). */
@@ -248,6 +252,123 @@ static void round_trip(const sg_msg *m)
     "38 42 34 43 36 44 30 45 32 46 35 47 37 48 39 4a"                                              \
     "31 4b 33 03 c0"
 
+/* The PEM texts of the JOIN, CERT and RENEW examples (PROTOCOL.md 7.3.13-7.3.15): a CSR for
+ * mirzapur's new key, the certificate the hub issued for it, and the coalition CA certificate.
+ * Each is given as text and as the hex of the frames; test_examples checks that they agree. */
+static const char EX_CSR[] = "-----BEGIN CERTIFICATE REQUEST-----\n"
+                             "MIHOMHUCAQAwEzERMA8GA1UEAwwIbWlyemFwdXIwWTATBgcqhkjOPQIBBggqhkjO\n"
+                             "PQMBBwNCAAQz33DqpI2h2gkaHOeQRT3odb3NMsuqJdWuJ5XIAsftG9SXRvDMu7LX\n"
+                             "FLAgzfzaEUqXqDywqJ/fISnDjWsspF1BoAAwCgYIKoZIzj0EAwIDSQAwRgIhALLA\n"
+                             "DlBM4UWFwyWh+cdl6Tl49BxP5I/Dk3yU6mTj2IblAiEAno3LiRj/KxfXzmYcZicO\n"
+                             "9OlbTq+g1cipLW+kGpn8bFg=\n"
+                             "-----END CERTIFICATE REQUEST-----\n";
+
+#define EX_CSR_HEX                                                                                 \
+    "2d 2d 2d 2d 2d 42 45 47 49 4e 20 43 45 52 54 49 46 49 43 41 54 45 20 52 "                     \
+    "45 51 55 45 53 54 2d 2d 2d 2d 2d 0a 4d 49 48 4f 4d 48 55 43 41 51 41 77 "                     \
+    "45 7a 45 52 4d 41 38 47 41 31 55 45 41 77 77 49 62 57 6c 79 65 6d 46 77 "                     \
+    "64 58 49 77 57 54 41 54 42 67 63 71 68 6b 6a 4f 50 51 49 42 42 67 67 71 "                     \
+    "68 6b 6a 4f 0a 50 51 4d 42 42 77 4e 43 41 41 51 7a 33 33 44 71 70 49 32 "                     \
+    "68 32 67 6b 61 48 4f 65 51 52 54 33 6f 64 62 33 4e 4d 73 75 71 4a 64 57 "                     \
+    "75 4a 35 58 49 41 73 66 74 47 39 53 58 52 76 44 4d 75 37 4c 58 0a 46 4c "                     \
+    "41 67 7a 66 7a 61 45 55 71 58 71 44 79 77 71 4a 2f 66 49 53 6e 44 6a 57 "                     \
+    "73 73 70 46 31 42 6f 41 41 77 43 67 59 49 4b 6f 5a 49 7a 6a 30 45 41 77 "                     \
+    "49 44 53 51 41 77 52 67 49 68 41 4c 4c 41 0a 44 6c 42 4d 34 55 57 46 77 "                     \
+    "79 57 68 2b 63 64 6c 36 54 6c 34 39 42 78 50 35 49 2f 44 6b 33 79 55 36 "                     \
+    "6d 54 6a 32 49 62 6c 41 69 45 41 6e 6f 33 4c 69 52 6a 2f 4b 78 66 58 7a "                     \
+    "6d 59 63 5a 69 63 4f 0a 39 4f 6c 62 54 71 2b 67 31 63 69 70 4c 57 2b 6b "                     \
+    "47 70 6e 38 62 46 67 3d 0a 2d 2d 2d 2d 2d 45 4e 44 20 43 45 52 54 49 46 "                     \
+    "49 43 41 54 45 20 52 45 51 55 45 53 54 2d 2d 2d 2d 2d 0a"
+
+static const char EX_CERT[] = "-----BEGIN CERTIFICATE-----\n"
+                              "MIIBsDCCAVWgAwIBAgIEOn8MITAKBggqhkjOPQQDAjAeMRwwGgYDVQQDDBNzYW5n\n"
+                              "YW0gY29hbGl0aW9uIENBMB4XDTI2MTEyNzE0NDA1M1oXDTI3MDIyNTE0NDA1M1ow\n"
+                              "EzERMA8GA1UEAwwIbWlyemFwdXIwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQz\n"
+                              "33DqpI2h2gkaHOeQRT3odb3NMsuqJdWuJ5XIAsftG9SXRvDMu7LXFLAgzfzaEUqX\n"
+                              "qDywqJ/fISnDjWsspF1Bo4GLMIGIMBMGA1UdEQQMMAqCCG1pcnphcHVyMBMGA1Ud\n"
+                              "JQQMMAoGCCsGAQUFBwMCMAwGA1UdEwEB/wQCMAAwDgYDVR0PAQH/BAQDAgeAMB0G\n"
+                              "A1UdDgQWBBS2J6Tcz+UNzr7FJNy15MLMj09EDDAfBgNVHSMEGDAWgBTkGeAgm1Xt\n"
+                              "xAuffr2FD2WHh4MSZTAKBggqhkjOPQQDAgNJADBGAiEA1rzWg0TgASRtz0+oe5S3\n"
+                              "X6kVFctwdKJ5CdwEOnjcmTkCIQDK+khCmQ99o2phmVMHoya5wifqs6xAHsZd7U2/\n"
+                              "ZbPIIw==\n"
+                              "-----END CERTIFICATE-----\n";
+
+#define EX_CERT_HEX                                                                                \
+    "2d 2d 2d 2d 2d 42 45 47 49 4e 20 43 45 52 54 49 46 49 43 41 54 45 2d 2d "                     \
+    "2d 2d 2d 0a 4d 49 49 42 73 44 43 43 41 56 57 67 41 77 49 42 41 67 49 45 "                     \
+    "4f 6e 38 4d 49 54 41 4b 42 67 67 71 68 6b 6a 4f 50 51 51 44 41 6a 41 65 "                     \
+    "4d 52 77 77 47 67 59 44 56 51 51 44 44 42 4e 7a 59 57 35 6e 0a 59 57 30 "                     \
+    "67 59 32 39 68 62 47 6c 30 61 57 39 75 49 45 4e 42 4d 42 34 58 44 54 49 "                     \
+    "32 4d 54 45 79 4e 7a 45 30 4e 44 41 31 4d 31 6f 58 44 54 49 33 4d 44 49 "                     \
+    "79 4e 54 45 30 4e 44 41 31 4d 31 6f 77 0a 45 7a 45 52 4d 41 38 47 41 31 "                     \
+    "55 45 41 77 77 49 62 57 6c 79 65 6d 46 77 64 58 49 77 57 54 41 54 42 67 "                     \
+    "63 71 68 6b 6a 4f 50 51 49 42 42 67 67 71 68 6b 6a 4f 50 51 4d 42 42 77 "                     \
+    "4e 43 41 41 51 7a 0a 33 33 44 71 70 49 32 68 32 67 6b 61 48 4f 65 51 52 "                     \
+    "54 33 6f 64 62 33 4e 4d 73 75 71 4a 64 57 75 4a 35 58 49 41 73 66 74 47 "                     \
+    "39 53 58 52 76 44 4d 75 37 4c 58 46 4c 41 67 7a 66 7a 61 45 55 71 58 0a "                     \
+    "71 44 79 77 71 4a 2f 66 49 53 6e 44 6a 57 73 73 70 46 31 42 6f 34 47 4c "                     \
+    "4d 49 47 49 4d 42 4d 47 41 31 55 64 45 51 51 4d 4d 41 71 43 43 47 31 70 "                     \
+    "63 6e 70 68 63 48 56 79 4d 42 4d 47 41 31 55 64 0a 4a 51 51 4d 4d 41 6f "                     \
+    "47 43 43 73 47 41 51 55 46 42 77 4d 43 4d 41 77 47 41 31 55 64 45 77 45 "                     \
+    "42 2f 77 51 43 4d 41 41 77 44 67 59 44 56 52 30 50 41 51 48 2f 42 41 51 "                     \
+    "44 41 67 65 41 4d 42 30 47 0a 41 31 55 64 44 67 51 57 42 42 53 32 4a 36 "                     \
+    "54 63 7a 2b 55 4e 7a 72 37 46 4a 4e 79 31 35 4d 4c 4d 6a 30 39 45 44 44 "                     \
+    "41 66 42 67 4e 56 48 53 4d 45 47 44 41 57 67 42 54 6b 47 65 41 67 6d 31 "                     \
+    "58 74 0a 78 41 75 66 66 72 32 46 44 32 57 48 68 34 4d 53 5a 54 41 4b 42 "                     \
+    "67 67 71 68 6b 6a 4f 50 51 51 44 41 67 4e 4a 41 44 42 47 41 69 45 41 31 "                     \
+    "72 7a 57 67 30 54 67 41 53 52 74 7a 30 2b 6f 65 35 53 33 0a 58 36 6b 56 "                     \
+    "46 63 74 77 64 4b 4a 35 43 64 77 45 4f 6e 6a 63 6d 54 6b 43 49 51 44 4b "                     \
+    "2b 6b 68 43 6d 51 39 39 6f 32 70 68 6d 56 4d 48 6f 79 61 35 77 69 66 71 "                     \
+    "73 36 78 41 48 73 5a 64 37 55 32 2f 0a 5a 62 50 49 49 77 3d 3d 0a 2d 2d "                     \
+    "2d 2d 2d 45 4e 44 20 43 45 52 54 49 46 49 43 41 54 45 2d 2d 2d 2d 2d 0a"
+
+static const char EX_CA[] = "-----BEGIN CERTIFICATE-----\n"
+                            "MIIBpDCCAUqgAwIBAgIUOO5lV5TXoAdSbTUA2Wc4vKLZ54kwCgYIKoZIzj0EAwIw\n"
+                            "HjEcMBoGA1UEAwwTc2FuZ2FtIGNvYWxpdGlvbiBDQTAeFw0yNjExMjcxNDQwNTNa\n"
+                            "Fw0zNjExMjQxNDQwNTNaMB4xHDAaBgNVBAMME3NhbmdhbSBjb2FsaXRpb24gQ0Ew\n"
+                            "WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQnLxDHeOetpKg/mcjdUz6cvQTdhEGK\n"
+                            "5jehdfYRfYwwUly7AJaDKKO9RQ2nHp7Z77//ZTx0UNLb4vRxAODT1Jt3o2YwZDAd\n"
+                            "BgNVHQ4EFgQU5BngIJtV7cQLn369hQ9lh4eDEmUwHwYDVR0jBBgwFoAU5BngIJtV\n"
+                            "7cQLn369hQ9lh4eDEmUwEgYDVR0TAQH/BAgwBgEB/wIBADAOBgNVHQ8BAf8EBAMC\n"
+                            "AQYwCgYIKoZIzj0EAwIDSAAwRQIgeJU4noaRsZNUarVFgF71Gh1zb3IVVEGB5mQO\n"
+                            "SwZLqp0CIQDQ2OECmEYUuBppV18K5/VLbGsKohkEnGv0Rs5FfdGpTw==\n"
+                            "-----END CERTIFICATE-----\n";
+
+#define EX_CA_HEX                                                                                  \
+    "2d 2d 2d 2d 2d 42 45 47 49 4e 20 43 45 52 54 49 46 49 43 41 54 45 2d 2d "                     \
+    "2d 2d 2d 0a 4d 49 49 42 70 44 43 43 41 55 71 67 41 77 49 42 41 67 49 55 "                     \
+    "4f 4f 35 6c 56 35 54 58 6f 41 64 53 62 54 55 41 32 57 63 34 76 4b 4c 5a "                     \
+    "35 34 6b 77 43 67 59 49 4b 6f 5a 49 7a 6a 30 45 41 77 49 77 0a 48 6a 45 "                     \
+    "63 4d 42 6f 47 41 31 55 45 41 77 77 54 63 32 46 75 5a 32 46 74 49 47 4e "                     \
+    "76 59 57 78 70 64 47 6c 76 62 69 42 44 51 54 41 65 46 77 30 79 4e 6a 45 "                     \
+    "78 4d 6a 63 78 4e 44 51 77 4e 54 4e 61 0a 46 77 30 7a 4e 6a 45 78 4d 6a "                     \
+    "51 78 4e 44 51 77 4e 54 4e 61 4d 42 34 78 48 44 41 61 42 67 4e 56 42 41 "                     \
+    "4d 4d 45 33 4e 68 62 6d 64 68 62 53 42 6a 62 32 46 73 61 58 52 70 62 32 "                     \
+    "34 67 51 30 45 77 0a 57 54 41 54 42 67 63 71 68 6b 6a 4f 50 51 49 42 42 "                     \
+    "67 67 71 68 6b 6a 4f 50 51 4d 42 42 77 4e 43 41 41 51 6e 4c 78 44 48 65 "                     \
+    "4f 65 74 70 4b 67 2f 6d 63 6a 64 55 7a 36 63 76 51 54 64 68 45 47 4b 0a "                     \
+    "35 6a 65 68 64 66 59 52 66 59 77 77 55 6c 79 37 41 4a 61 44 4b 4b 4f 39 "                     \
+    "52 51 32 6e 48 70 37 5a 37 37 2f 2f 5a 54 78 30 55 4e 4c 62 34 76 52 78 "                     \
+    "41 4f 44 54 31 4a 74 33 6f 32 59 77 5a 44 41 64 0a 42 67 4e 56 48 51 34 "                     \
+    "45 46 67 51 55 35 42 6e 67 49 4a 74 56 37 63 51 4c 6e 33 36 39 68 51 39 "                     \
+    "6c 68 34 65 44 45 6d 55 77 48 77 59 44 56 52 30 6a 42 42 67 77 46 6f 41 "                     \
+    "55 35 42 6e 67 49 4a 74 56 0a 37 63 51 4c 6e 33 36 39 68 51 39 6c 68 34 "                     \
+    "65 44 45 6d 55 77 45 67 59 44 56 52 30 54 41 51 48 2f 42 41 67 77 42 67 "                     \
+    "45 42 2f 77 49 42 41 44 41 4f 42 67 4e 56 48 51 38 42 41 66 38 45 42 41 "                     \
+    "4d 43 0a 41 51 59 77 43 67 59 49 4b 6f 5a 49 7a 6a 30 45 41 77 49 44 53 "                     \
+    "41 41 77 52 51 49 67 65 4a 55 34 6e 6f 61 52 73 5a 4e 55 61 72 56 46 67 "                     \
+    "46 37 31 47 68 31 7a 62 33 49 56 56 45 47 42 35 6d 51 4f 0a 53 77 5a 4c "                     \
+    "71 70 30 43 49 51 44 51 32 4f 45 43 6d 45 59 55 75 42 70 70 56 31 38 4b "                     \
+    "35 2f 56 4c 62 47 73 4b 6f 68 6b 45 6e 47 76 30 52 73 35 46 66 64 47 70 "                     \
+    "54 77 3d 3d 0a 2d 2d 2d 2d 2d 45 4e 44 20 43 45 52 54 49 46 49 43 41 54 "                     \
+    "45 2d 2d 2d 2d 2d 0a"
+
+/* The invite secret of the JOIN example: 32 bytes of lowercase hex. */
+#define EX_SECRET "9c4e1f0a7b3d2658e1f04a9c7d3b5e20"
+#define EX_SECRET_HEX                                                                              \
+    "39 63 34 65 31 66 30 61 37 62 33 64 32 36 35 38 65 31 66 30 34 61 39 63 37 64 33 62 35 65 "   \
+    "32 30"
+
 /* ---- the examples of PROTOCOL.md section 7.3: keep the two identical ---- */
 
 typedef struct example {
@@ -279,6 +400,23 @@ static const example examples[] = {
     {"00 00 00 06 93 0a cd 04 b0 03", {.type = SG_MSG_SNAPSHOT_END, .seq = 1200, .count = 3}},
     {"00 00 00 0e 93 0b cd 04 b0 cf 01 a2 3b 4c 5d 6e 00 07",
      {.type = SG_MSG_STATUS, .seq = 1200, .hlc = 0x01a23b4c5d6e0007ull}},
+    {"00 00 01 94 95 0c 01 a8 6d 69 72 7a 61 70 75 72 d9 20 " EX_SECRET_HEX " da 01 63 " EX_CSR_HEX,
+     {.type = SG_MSG_JOIN,
+      .version = 1,
+      .node = "mirzapur",
+      .node_len = 8,
+      .secret = EX_SECRET,
+      .secret_len = 32,
+      .pem = EX_CSR,
+      .pem_len = sizeof(EX_CSR) - 1}},
+    {"00 00 05 07 93 0d da 02 88 " EX_CERT_HEX " da 02 77 " EX_CA_HEX,
+     {.type = SG_MSG_CERT,
+      .pem = EX_CERT,
+      .pem_len = sizeof(EX_CERT) - 1,
+      .pem2 = EX_CA,
+      .pem2_len = sizeof(EX_CA) - 1}},
+    {"00 00 01 68 92 0e da 01 63 " EX_CSR_HEX,
+     {.type = SG_MSG_RENEW, .pem = EX_CSR, .pem_len = sizeof(EX_CSR) - 1}},
 };
 #define NEXAMPLES (sizeof(examples) / sizeof(examples[0]))
 
@@ -297,10 +435,14 @@ static void test_examples(void **state)
 {
     size_t blen;
     uint8_t *bbuf = hex(BATCH_EXAMPLE_HEX, &blen);
-    int seen[SG_MSG_STATUS + 1] = {0};
+    int seen[SG_MSG_RENEW + 1] = {0};
 
     (void)state;
     assert_int_equal(blen, 213);
+    assert_int_equal(sizeof(EX_CSR) - 1, 355);
+    assert_int_equal(sizeof(EX_CERT) - 1, 648);
+    assert_int_equal(sizeof(EX_CA) - 1, 631);
+    assert_int_equal(strlen(EX_SECRET), 32);
     for (size_t i = 0; i < NEXAMPLES; i++) {
         size_t flen, elen;
         uint8_t *frame = hex(examples[i].hex, &flen);
@@ -325,7 +467,7 @@ static void test_examples(void **state)
         test_free(copy);
         test_free(frame);
     }
-    for (int t = SG_MSG_HELLO; t <= SG_MSG_STATUS; t++)
+    for (int t = SG_MSG_HELLO; t <= SG_MSG_RENEW; t++)
         assert_int_equal(seen[t], 1);
     test_free(bbuf);
 }
@@ -433,7 +575,11 @@ static void test_round_trip_every_type(void **state)
     static const char max_code[] =
         "abcdefghijklmnopqrstuvwxyz_abcdefghijklmnopqrstuvwxyz_abcdefghij"; /* 64 bytes */
     static const char deva[] = "\xe0\xa4\x86\xe0\xa4\xb6\xe0\xa4\xbe";      /* आशा */
+    static const char secret64[] =
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"; /* 64 bytes */
+    static const char pem_chars[] = " ~!-=+/AZaz09\r\n";                    /* every kind allowed */
     char long_text[SG_MSG_TEXT_MAX];
+    char *long_pem = test_malloc(SG_PEM_MAX);
     size_t blen;
     uint8_t *bbuf = hex(BATCH_EXAMPLE_HEX, &blen);
     static const uint64_t u64s[] = {0,          1,          127,        128,
@@ -448,6 +594,10 @@ static void test_round_trip_every_type(void **state)
     for (size_t i = 0; i + 3 <= sizeof(long_text); i += 3)
         memcpy(long_text + i, "\xe0\xa4\x85", 3);
     long_text[sizeof(long_text) - 1] = 'x';
+    /* SG_PEM_MAX bytes: 64-character lines ending in \r\n, as some tools write PEM. */
+    for (size_t i = 0; i < SG_PEM_MAX; i++)
+        long_pem[i] = i % 66 == 64 ? '\r' : i % 66 == 65 ? '\n' : (char)(0x20 + i % 95);
+    assert_int_equal(strlen(secret64), SG_SECRET_MAX);
 
     for (size_t i = 0; i < sizeof(u32s) / sizeof(u32s[0]); i++) {
         sg_msg h = {.type = SG_MSG_HELLO, .version = 1, .node = S("m"), .schema = u32s[i]};
@@ -481,10 +631,45 @@ static void test_round_trip_every_type(void **state)
             {.type = SG_MSG_BYE, .text = "nul\0inside", .text_len = 10},
             {.type = SG_MSG_BATCH, .batch = bbuf, .batch_len = blen},
             {.type = SG_MSG_BATCH, .batch = "\xc0", .batch_len = 1},
+            /* JOIN: secrets of the shortest and longest length, regions at their limits, PEM
+             * texts of 1 byte, of every allowed kind of byte and of SG_PEM_MAX bytes. */
+            {.type = SG_MSG_JOIN,
+             .version = 1,
+             .node = S("m"),
+             .secret = secret64,
+             .secret_len = SG_SECRET_MIN,
+             .pem = S("A")},
+            {.type = SG_MSG_JOIN,
+             .version = 1,
+             .node = S(max_node),
+             .secret = S(secret64),
+             .pem = long_pem,
+             .pem_len = SG_PEM_MAX},
+            {.type = SG_MSG_JOIN,
+             .version = 1,
+             .node = S("0-a"),
+             .secret = secret64 + 1,
+             .secret_len = 40,
+             .pem = S(pem_chars)},
+            {.type = SG_MSG_CERT, .pem = S("\n"), .pem2 = S(" ")},
+            {.type = SG_MSG_CERT,
+             .pem = long_pem,
+             .pem_len = SG_PEM_MAX,
+             .pem2 = long_pem,
+             .pem2_len = SG_PEM_MAX},
+            {.type = SG_MSG_CERT, .pem = S(pem_chars), .pem2 = long_pem, .pem2_len = 300},
+            {.type = SG_MSG_RENEW, .pem = S("~")},
+            {.type = SG_MSG_RENEW, .pem = long_pem, .pem_len = SG_PEM_MAX},
+            /* The str header's forms: fixstr, str8 and str16 at their edges. */
+            {.type = SG_MSG_RENEW, .pem = long_pem, .pem_len = 31},
+            {.type = SG_MSG_RENEW, .pem = long_pem, .pem_len = 32},
+            {.type = SG_MSG_RENEW, .pem = long_pem, .pem_len = 255},
+            {.type = SG_MSG_RENEW, .pem = long_pem, .pem_len = 256},
         };
         for (size_t k = 0; k < sizeof(ms) / sizeof(ms[0]); k++)
             round_trip(&ms[k]);
     }
+    test_free(long_pem);
     test_free(bbuf);
 }
 
@@ -513,6 +698,13 @@ static void test_any_width_accepted(void **state)
          "95 02 01 a3 68 75 62 01 28"},
         {"93 07 db 00 00 00 07 73 65 71 5f 67 61 70 d9 00", "93 07 a7 73 65 71 5f 67 61 70 a0"},
         {"93 0a cd 04 b0 d2 00 00 00 03", "93 0a cd 04 b0 03"},
+        {"95 0c cc 01 d9 01 6d d9 20 " EX_SECRET_HEX " db 00 00 00 01 41",
+         "95 0c 01 a1 6d d9 20 " EX_SECRET_HEX " a1 41"},
+        {"dc 00 05 0c d0 01 da 00 01 6d da 00 20 " EX_SECRET_HEX " d9 01 41",
+         "95 0c 01 a1 6d d9 20 " EX_SECRET_HEX " a1 41"},
+        {"93 0d d9 01 41 da 00 01 42", "93 0d a1 41 a1 42"},
+        {"dd 00 00 00 02 0e db 00 00 00 01 41", "92 0e a1 41"},
+        {"92 0e da 00 20 " EX_SECRET_HEX, "92 0e d9 20 " EX_SECRET_HEX},
     };
 
     (void)state;
@@ -538,7 +730,7 @@ static void test_any_width_accepted(void **state)
 /* ---- wrong types at every position ---- */
 
 /* A valid message as a list of element encodings, with the kind of each position:
- * 't' type, 'v' version, 'u' uint, 's' str. */
+ * 't' type, 'v' version, 'u' uint, 's' str that "x" satisfies, 'x' str that must be a secret. */
 typedef struct shape {
     const char *name;
     const char *kinds;
@@ -563,6 +755,12 @@ static const shape shapes[] = {
     {"SNAPSHOT_BEGIN", "tu", {"type", "seq"}, {"09", "cd 04 b0"}},
     {"SNAPSHOT_END", "tuu", {"type", "seq", "count"}, {"0a", "cd 04 b0", "03"}},
     {"STATUS", "tuu", {"type", "seq", "hlc"}, {"0b", "cd 04 b0", "03"}},
+    {"JOIN",
+     "tvsxs",
+     {"type", "version", "region", "secret", "csr"},
+     {"0c", "01", "a8 6d 69 72 7a 61 70 75 72", "d9 20 " EX_SECRET_HEX, "a1 41"}},
+    {"CERT", "tss", {"type", "cert", "ca"}, {"0d", "a1 41", "a1 42"}},
+    {"RENEW", "ts", {"type", "csr"}, {"0e", "a1 41"}},
 };
 
 /* A replacement element, its msgpack family name, and what kind of integer it is. */
@@ -643,7 +841,7 @@ static void test_wrong_type_every_position(void **state)
                     if (wr->intkind != 0) {
                         want = SG_EFORMAT;
                         snprintf(msg, sizeof(msg),
-                                 "message type: must be one byte, a positive fixint 0x01-0x0b");
+                                 "message type: must be one byte, a positive fixint 0x01-0x0e");
                     } else {
                         want = SG_ETYPE;
                         snprintf(msg, sizeof(msg), "message type: expected int, got %s",
@@ -674,8 +872,13 @@ static void test_wrong_type_every_position(void **state)
                     }
                     break;
                 case 's':
-                    if (strcmp(wr->family, "str") == 0) {
-                        want = 0; /* "x" is a valid node, code and text */
+                case 'x':
+                    if (strcmp(wr->family, "str") == 0 && sh->kinds[pos] == 's') {
+                        want = 0; /* "x" is a valid node, code, text and PEM text */
+                    } else if (strcmp(wr->family, "str") == 0) {
+                        want = SG_EFORMAT;
+                        snprintf(msg, sizeof(msg), "%s: %s: 1 bytes is below the minimum of 32",
+                                 sh->name, sh->fields[pos]);
                     } else {
                         want = SG_ETYPE;
                         snprintf(msg, sizeof(msg), "%s: %s: expected str, got %s", sh->name,
@@ -717,11 +920,13 @@ static void test_head(void **state)
     refuse_hex("90", SG_EFORMAT, "message: empty array; expected [type, ...]");
     refuse_hex("dc 00 00", SG_EFORMAT, "message: empty array; expected [type, ...]");
     refuse_hex("92 00 07", SG_EFORMAT, "unknown message type 0");
-    refuse_hex("92 0c 07", SG_EFORMAT, "unknown message type 12");
+    refuse_hex("92 0f 07", SG_EFORMAT, "unknown message type 15");
     refuse_hex("92 7f 07", SG_EFORMAT, "unknown message type 127");
-    refuse_hex("91 0c", SG_EFORMAT, "unknown message type 12");
+    refuse_hex("91 0f", SG_EFORMAT, "unknown message type 15");
     /* The head is judged before the rest, however hostile. */
-    refuse_hex("dd ff ff ff ff 0c", SG_EFORMAT, "unknown message type 12");
+    refuse_hex("dd ff ff ff ff 0f", SG_EFORMAT, "unknown message type 15");
+    refuse_hex("dd ff ff ff ff 0e", SG_EFORMAT,
+               "RENEW: expected 2 elements [type, csr], got 4294967295");
 }
 
 /* Each type with one element too few or too many. */
@@ -745,6 +950,18 @@ static void test_element_counts(void **state)
     refuse_hex("93 09 01 02", SG_EFORMAT, "SNAPSHOT_BEGIN: expected 2 elements [type, seq], got 3");
     refuse_hex("92 0a 01", SG_EFORMAT,
                "SNAPSHOT_END: expected 3 elements [type, seq, count], got 2");
+    refuse_hex("91 0b", SG_EFORMAT, "STATUS: expected 3 elements [type, seq, hlc], got 1");
+    refuse_hex("91 0c", SG_EFORMAT,
+               "JOIN: expected 5 elements [type, version, region, secret, csr], got 1");
+    refuse_hex("94 0c 01 a1 6d d9 20 " EX_SECRET_HEX, SG_EFORMAT,
+               "JOIN: expected 5 elements [type, version, region, secret, csr], got 4");
+    refuse_hex("96 0c 01 a1 6d d9 20 " EX_SECRET_HEX " a1 41 a1 41", SG_EFORMAT,
+               "JOIN: expected 5 elements [type, version, region, secret, csr], got 6");
+    refuse_hex("92 0d a1 41", SG_EFORMAT, "CERT: expected 3 elements [type, cert, ca], got 2");
+    refuse_hex("94 0d a1 41 a1 41 a1 41", SG_EFORMAT,
+               "CERT: expected 3 elements [type, cert, ca], got 4");
+    refuse_hex("91 0e", SG_EFORMAT, "RENEW: expected 2 elements [type, csr], got 1");
+    refuse_hex("93 0e a1 41 a1 41", SG_EFORMAT, "RENEW: expected 2 elements [type, csr], got 3");
     /* The count is judged before the structure: the bytes do not hold 15 elements. */
     refuse_hex("9f 05 07", SG_EFORMAT, "PING: expected 2 elements [type, nonce], got 15");
     refuse_hex("dd ff ff ff ff 05 07", SG_EFORMAT,
@@ -781,6 +998,15 @@ static void test_version_negotiation(void **state)
          "protocol version 1099511627776; this side speaks 1"},
         {"94 01 ce ff ff ff ff", SG_MSG_HELLO, UINT32_MAX,
          "protocol version 4294967295; this side speaks 1"},
+        /* JOIN carries the version too, and is negotiated the same way. */
+        {"95 0c 02 a8 6d 69 72 7a 61 70 75 72 d9 20 " EX_SECRET_HEX " a1 41", SG_MSG_JOIN, 2,
+         "protocol version 2; this side speaks 1"},
+        {"92 0c 00", SG_MSG_JOIN, 0, "protocol version 0; this side speaks 1"},
+        {"92 0c 07", SG_MSG_JOIN, 7, "protocol version 7; this side speaks 1"},
+        {"dd ff ff ff ff 0c cd 01 00 c1", SG_MSG_JOIN, 256,
+         "protocol version 256; this side speaks 1"},
+        {"95 0c cf 00 00 01 00 00 00 00 00 df ff ff ff ff", SG_MSG_JOIN, UINT32_MAX,
+         "protocol version 1099511627776; this side speaks 1"},
     };
 
     (void)state;
@@ -795,6 +1021,8 @@ static void test_version_negotiation(void **state)
         assert_int_equal(m.version, cases[i].version);
         assert_null(m.node);
         assert_int_equal(m.schema, 0);
+        assert_null(m.secret);
+        assert_null(m.pem);
         assert_string_equal(err.msg, cases[i].msg);
         test_free(copy);
         test_free(b);
@@ -829,7 +1057,12 @@ static void test_version_negotiation(void **state)
     refuse_hex("94 01 01 c1 c1", SG_EFORMAT, "HELLO: at byte 3: reserved type byte 0xc1");
     refuse_hex("92 01 01", SG_EFORMAT,
                "HELLO: expected 4 elements [type, version, node, schema], got 2");
-    /* Other types carry no version: an ACK is an ACK. */
+    refuse_hex("95 0c a1 31 a1 6d", SG_ETYPE, "JOIN: version: expected uint, got str");
+    refuse_hex("95 0c ff", SG_EFORMAT, "JOIN: version: must not be negative, got -1");
+    refuse_hex("95 0c", SG_ETRUNC, "JOIN: at byte 2: input ends before the version");
+    refuse_hex("95 0c 01 c1 c1 c1", SG_EFORMAT, "JOIN: at byte 3: reserved type byte 0xc1");
+    /* Other types carry no version: an ACK is an ACK, a RENEW a RENEW. */
+    refuse_hex("92 0e 02", SG_ETYPE, "RENEW: csr: expected str, got int");
     refuse_hex("92 04 02 00", SG_ETRAILING, NULL);
 }
 
@@ -949,6 +1182,39 @@ static void test_node_ids(void **state)
     refuse_hex("95 02 01 a0 01 00", SG_EFORMAT,
                "WELCOME: node: not a node id (1..63 of [a-z0-9-], not starting with '-')");
 
+    /* JOIN's region follows the same rules. */
+    tb_hex(&t, "95 0c 01");
+    tb_str(&t, id64, 64);
+    tb_hex(&t, "d9 20 " EX_SECRET_HEX " a1 41");
+    refuse_tb(&t, SG_ETOOBIG, "JOIN: region: 64 bytes exceeds the limit of 63");
+    tb_free(&t);
+    tb_hex(&t, "95 0c 01");
+    tb_str(&t, id64, 63);
+    tb_hex(&t, "d9 20 " EX_SECRET_HEX " a1 41");
+    {
+        sg_err err;
+        uint8_t *copy = decode_expect(&m, t.b, t.len, 0, &err);
+        assert_int_equal(m.node_len, 63);
+        test_free(copy);
+    }
+    tb_free(&t);
+    {
+        static const char *const bad[] = {"a0",       "a2 2d 61", "a2 41 61",   "a2 61 5f",
+                                          "a2 61 00", "a2 61 2e", "a3 68 c3 a9"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            tb_hex(&t, "95 0c 01");
+            tb_hex(&t, bad[i]);
+            tb_hex(&t, "d9 20 " EX_SECRET_HEX " a1 41");
+            refuse_tb(&t, SG_EFORMAT,
+                      "JOIN: region: not a node id (1..63 of [a-z0-9-], not starting with '-')");
+            tb_free(&t);
+        }
+    }
+    /* A region breaking its rule wins over a secret and a csr that break theirs: fields are
+     * judged in order. */
+    refuse_hex("95 0c 01 a1 41 a1 47 a0", SG_EFORMAT,
+               "JOIN: region: not a node id (1..63 of [a-z0-9-], not starting with '-')");
+
     /* The encoder refuses what the decoder would. */
     m = (sg_msg){.type = SG_MSG_HELLO, .version = 1, .node = id64, .node_len = 64};
     {
@@ -1015,6 +1281,259 @@ static void test_error_codes_and_text(void **state)
         test_free(copy);
     }
     tb_free(&t);
+}
+
+/* JOIN's secret: SG_SECRET_MIN..SG_SECRET_MAX bytes of lowercase hex, on both sides; a length
+ * out of range is reported before the characters. */
+static void test_secrets(void **state)
+{
+    static const struct {
+        size_t len;
+        size_t at; /* where c replaces the hex digit, when c is not 0 */
+        char c;
+        int want;
+        const char *msg;
+    } cases[] = {
+        {32, 0, 0, 0, NULL},
+        {33, 0, 0, 0, NULL},
+        {48, 0, 0, 0, NULL},
+        {64, 0, 0, 0, NULL},
+        {0, 0, 0, SG_EFORMAT, "JOIN: secret: 0 bytes is below the minimum of 32"},
+        {1, 0, 0, SG_EFORMAT, "JOIN: secret: 1 bytes is below the minimum of 32"},
+        {31, 0, 0, SG_EFORMAT, "JOIN: secret: 31 bytes is below the minimum of 32"},
+        {65, 0, 0, SG_ETOOBIG, "JOIN: secret: 65 bytes exceeds the limit of 64"},
+        {255, 0, 0, SG_ETOOBIG, "JOIN: secret: 255 bytes exceeds the limit of 64"},
+        {256, 0, 0, SG_ETOOBIG, "JOIN: secret: 256 bytes exceeds the limit of 64"},
+        {32, 0, 'A', SG_EFORMAT, "JOIN: secret: byte 0 is not one of [0-9a-f]"},
+        {32, 31, 'F', SG_EFORMAT, "JOIN: secret: byte 31 is not one of [0-9a-f]"},
+        {64, 63, 'E', SG_EFORMAT, "JOIN: secret: byte 63 is not one of [0-9a-f]"},
+        {40, 10, 'g', SG_EFORMAT, "JOIN: secret: byte 10 is not one of [0-9a-f]"},
+        {32, 5, '-', SG_EFORMAT, "JOIN: secret: byte 5 is not one of [0-9a-f]"},
+        {32, 5, ' ', SG_EFORMAT, "JOIN: secret: byte 5 is not one of [0-9a-f]"},
+        {32, 5, '/', SG_EFORMAT, "JOIN: secret: byte 5 is not one of [0-9a-f]"},
+        {32, 5, ':', SG_EFORMAT, "JOIN: secret: byte 5 is not one of [0-9a-f]"},
+        {32, 5, '`', SG_EFORMAT, "JOIN: secret: byte 5 is not one of [0-9a-f]"},
+        {32, 5, '\n', SG_EFORMAT, "JOIN: secret: byte 5 is not one of [0-9a-f]"},
+        {32, 5, '\xc3', SG_EFORMAT, "JOIN: secret: byte 5 is not one of [0-9a-f]"},
+        {32, 5, '\xff', SG_EFORMAT, "JOIN: secret: byte 5 is not one of [0-9a-f]"},
+        /* The length is judged first. */
+        {31, 0, 'A', SG_EFORMAT, "JOIN: secret: 31 bytes is below the minimum of 32"},
+        {65, 0, 'G', SG_ETOOBIG, "JOIN: secret: 65 bytes exceeds the limit of 64"},
+    };
+    char sec[300];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sg_msg m = {.type = SG_MSG_JOIN, .version = 1, .node = S("mirzapur"), .pem = S("A")};
+        void *enc = (void *)1;
+        size_t elen = 1;
+        tbuf t = {0};
+
+        for (size_t k = 0; k < sizeof(sec); k++)
+            sec[k] = "0123456789abcdef"[k % 16];
+        if (cases[i].c != 0)
+            sec[cases[i].at] = cases[i].c;
+        m.secret = sec;
+        m.secret_len = (uint32_t)cases[i].len;
+        tb_hex(&t, "95 0c 01 a8 6d 69 72 7a 61 70 75 72");
+        tb_str(&t, sec, cases[i].len);
+        tb_hex(&t, "a1 41");
+        if (cases[i].want == 0) {
+            sg_msg d;
+            sg_err err;
+            uint8_t *copy = decode_expect(&d, t.b, t.len, 0, &err);
+            assert_int_equal(d.secret_len, cases[i].len);
+            assert_memory_equal(d.secret, sec, cases[i].len);
+            assert_true(inside(d.secret, d.secret_len, copy, t.len));
+            test_free(copy);
+            round_trip(&m);
+        } else {
+            refuse_tb(&t, cases[i].want, cases[i].msg);
+            /* The encoder refuses what the decoder would. */
+            assert_int_equal(sg_msg_encode(&enc, &elen, &m), SG_EINVAL);
+            assert_null(enc);
+            assert_int_equal(elen, 0);
+        }
+        tb_free(&t);
+    }
+    /* A NULL secret is refused by the encoder, whatever its length. */
+    {
+        sg_msg m = {.type = SG_MSG_JOIN, .version = 1, .node = S("m"), .pem = S("A")};
+        void *enc = NULL;
+        size_t elen;
+        m.secret_len = 32;
+        assert_int_equal(sg_msg_encode(&enc, &elen, &m), SG_EINVAL);
+        m.secret_len = 0;
+        assert_int_equal(sg_msg_encode(&enc, &elen, &m), SG_EINVAL);
+    }
+}
+
+/* The four PEM fields: JOIN csr, CERT cert and ca, RENEW csr. */
+static const struct pem_field {
+    const char *name; /* as in messages: "JOIN: csr" */
+    const char *head; /* hex of the payload before the field */
+    const char *tail; /* hex of the payload after it */
+} pem_fields[] = {
+    {"JOIN: csr", "95 0c 01 a8 6d 69 72 7a 61 70 75 72 d9 20 " EX_SECRET_HEX, ""},
+    {"CERT: cert", "93 0d", "a1 41"},
+    {"CERT: ca", "93 0d a1 41", ""},
+    {"RENEW: csr", "92 0e", ""},
+};
+
+/* Builds the payload of pem_fields[f] holding s[0..n) in the field (str header in shortest
+ * form). */
+static void build_pem(tbuf *t, size_t f, const char *s, size_t n)
+{
+    tb_hex(t, pem_fields[f].head);
+    tb_str(t, s, n);
+    tb_hex(t, pem_fields[f].tail);
+}
+
+/* The message of pem_fields[f] holding s[0..n) in the field. */
+static sg_msg pem_msg(size_t f, const char *s, size_t n)
+{
+    sg_msg m = {.type = SG_MSG_CERT, .pem = S("A"), .pem2 = S("A")};
+
+    switch (f) {
+    case 0:
+        m = (sg_msg){.type = SG_MSG_JOIN,
+                     .version = 1,
+                     .node = S("mirzapur"),
+                     .secret = S(EX_SECRET),
+                     .pem = s,
+                     .pem_len = (uint32_t)n};
+        break;
+    case 1:
+        m.pem = s;
+        m.pem_len = (uint32_t)n;
+        break;
+    case 2:
+        m.pem2 = s;
+        m.pem2_len = (uint32_t)n;
+        break;
+    default:
+        m = (sg_msg){.type = SG_MSG_RENEW, .pem = s, .pem_len = (uint32_t)n};
+        break;
+    }
+    return m;
+}
+
+/* Decodes t expecting want (message msg when want is not 0) and checks that the encoder agrees
+ * on pem_msg(f, s, n). */
+static void pem_expect(size_t f, const char *s, size_t n, int want, const char *msg)
+{
+    sg_msg m = pem_msg(f, s, n);
+    void *enc = NULL;
+    size_t elen = 1;
+    tbuf t = {0};
+
+    build_pem(&t, f, s, n);
+    if (want == 0) {
+        sg_msg d;
+        sg_err err;
+        uint8_t *copy = decode_expect(&d, t.b, t.len, 0, &err);
+        assert_msg_eq(&m, &d);
+        test_free(copy);
+        round_trip(&m);
+    } else {
+        refuse_tb(&t, want, msg);
+        assert_int_equal(sg_msg_encode(&enc, &elen, &m), SG_EINVAL);
+        assert_null(enc);
+        assert_int_equal(elen, 0);
+    }
+    tb_free(&t);
+}
+
+/* PEM text: 1..SG_PEM_MAX bytes, each printable ASCII (0x20-0x7e), \n or \r; every byte value
+ * in every PEM field; lengths at and past the limit; hostile headers. */
+static void test_pem(void **state)
+{
+    char *big = test_malloc(SG_PEM_MAX + 2);
+    char msg[128];
+
+    (void)state;
+    memset(big, 'M', SG_PEM_MAX + 2);
+    for (size_t f = 0; f < sizeof(pem_fields) / sizeof(pem_fields[0]); f++) {
+        const char *name = pem_fields[f].name;
+
+        /* Every byte value, in the middle of a 3-byte text and as its only byte. */
+        for (unsigned v = 0; v < 256; v++) {
+            char s3[3] = {'A', (char)v, 'B'};
+            int ok = (v >= 0x20 && v <= 0x7e) || v == '\n' || v == '\r';
+
+            snprintf(msg, sizeof(msg), "%s: byte 1 (0x%02x) is not printable ASCII, \\n or \\r",
+                     name, v);
+            pem_expect(f, s3, 3, ok ? 0 : SG_EFORMAT, msg);
+            snprintf(msg, sizeof(msg), "%s: byte 0 (0x%02x) is not printable ASCII, \\n or \\r",
+                     name, v);
+            pem_expect(f, s3 + 1, 1, ok ? 0 : SG_EFORMAT, msg);
+        }
+        /* Lengths. */
+        snprintf(msg, sizeof(msg), "%s: empty", name);
+        pem_expect(f, "", 0, SG_EFORMAT, msg);
+        pem_expect(f, big, SG_PEM_MAX, 0, NULL);
+        snprintf(msg, sizeof(msg), "%s: %u bytes exceeds the limit of %u", name, SG_PEM_MAX + 1,
+                 SG_PEM_MAX);
+        pem_expect(f, big, SG_PEM_MAX + 1, SG_ETOOBIG, msg);
+        /* The length is judged before the characters: an over-long text with a bad byte. */
+        big[SG_PEM_MAX] = '\x01';
+        pem_expect(f, big, SG_PEM_MAX + 1, SG_ETOOBIG, msg);
+        big[SG_PEM_MAX] = 'M';
+        big[SG_PEM_MAX - 1] = '\x80';
+        snprintf(msg, sizeof(msg), "%s: byte %u (0x80) is not printable ASCII, \\n or \\r", name,
+                 SG_PEM_MAX - 1);
+        pem_expect(f, big, SG_PEM_MAX, SG_EFORMAT, msg);
+        big[SG_PEM_MAX - 1] = 'M';
+    }
+
+    /* Non-ASCII text, even well-formed UTF-8, is refused at its first byte. */
+    refuse_hex("92 0e a5 41 0a c3 a9 0a", SG_EFORMAT,
+               "RENEW: csr: byte 2 (0xc3) is not printable ASCII, \\n or \\r");
+    /* Fields are judged in order: a bad cert wins over a bad ca. */
+    refuse_hex("93 0d a0 a1 01", SG_EFORMAT, "CERT: cert: empty");
+    refuse_hex("93 0d a1 41 a1 01", SG_EFORMAT,
+               "CERT: ca: byte 0 (0x01) is not printable ASCII, \\n or \\r");
+    /* Hostile headers: structure before fields, so a header claiming more than the payload
+     * holds is truncated, whatever the limit. */
+    refuse_hex("92 0e db ff ff ff ff", SG_ETRUNC, NULL);
+    refuse_hex("92 0e da 20 01 41", SG_ETRUNC, NULL);
+    refuse_hex("93 0d db 00 00 20 01 41 a1 41", SG_ETRUNC, NULL);
+    refuse_hex("95 0c 01 a1 6d d9 20 " EX_SECRET_HEX " db ff ff ff ff", SG_ETRUNC, NULL);
+    /* A str32 header holding the limit is accepted, one byte more is too big. */
+    {
+        tbuf t = {0};
+        sg_msg d;
+        sg_err err;
+        uint8_t *copy;
+        void *enc = NULL;
+        size_t elen;
+
+        tb_hex(&t, "92 0e db 00 00 20 00");
+        tb_put(&t, big, SG_PEM_MAX);
+        copy = decode_expect(&d, t.b, t.len, 0, &err);
+        assert_int_equal(d.pem_len, SG_PEM_MAX);
+        assert_true(inside(d.pem, d.pem_len, copy, t.len));
+        assert_int_equal(sg_msg_encode(&enc, &elen, &d), 0);
+        assert_int_equal(elen, SG_FRAME_HEADER + 2 + 3 + SG_PEM_MAX);
+        assert_memory_equal((uint8_t *)enc + SG_FRAME_HEADER, "\x92\x0e\xda\x20\x00", 5);
+        free(enc);
+        test_free(copy);
+        tb_free(&t);
+        tb_hex(&t, "92 0e db 00 00 20 01");
+        tb_put(&t, big, SG_PEM_MAX + 1);
+        refuse_tb(&t, SG_ETOOBIG, "RENEW: csr: 8193 bytes exceeds the limit of 8192");
+        tb_free(&t);
+    }
+    /* A NULL PEM pointer with a length is refused by the encoder. */
+    for (size_t f = 0; f < sizeof(pem_fields) / sizeof(pem_fields[0]); f++) {
+        sg_msg m = pem_msg(f, NULL, 5);
+        void *enc = NULL;
+        size_t elen;
+        assert_int_equal(sg_msg_encode(&enc, &elen, &m), SG_EINVAL);
+        m = pem_msg(f, NULL, 0);
+        assert_int_equal(sg_msg_encode(&enc, &elen, &m), SG_EINVAL);
+    }
+    test_free(big);
 }
 
 static void test_utf8(void **state)
@@ -1118,6 +1637,12 @@ static void test_zero_copy(void **state)
             assert_true(inside(m.text, m.text_len, copy, plen));
         if (m.batch_len > 0)
             assert_true(inside(m.batch, m.batch_len, copy, plen));
+        if (m.secret_len > 0)
+            assert_true(inside(m.secret, m.secret_len, copy, plen));
+        if (m.pem_len > 0)
+            assert_true(inside(m.pem, m.pem_len, copy, plen));
+        if (m.pem2_len > 0)
+            assert_true(inside(m.pem2, m.pem2_len, copy, plen));
         test_free(copy);
         test_free(frame);
     }
@@ -1176,7 +1701,7 @@ static void test_batch_body(void **state)
     refuse_hex("91 03", SG_EFORMAT,
                "BATCH: must begin with the bytes 92 03 (fixarray of 2, type 3)");
     refuse_hex("92 cc 03 c0", SG_EFORMAT,
-               "message type: must be one byte, a positive fixint 0x01-0x0b");
+               "message type: must be one byte, a positive fixint 0x01-0x0e");
 
     /* One value that is not a batch passes the frame; sg_batch_decode refuses it. */
     copy = decode_expect(&m, "\x92\x03\xc0", 3, 0, &err);
@@ -1203,6 +1728,17 @@ static void test_nesting_non_batch(void **state)
     refuse_hex("92 05 db ff ff ff ff", SG_ETRUNC, NULL);
     refuse_hex("92 05 db 00 00 00 01", SG_ETRUNC, NULL);
     refuse_hex("92 05 c1", SG_EFORMAT, "PING: at byte 2: reserved type byte 0xc1");
+    /* The same limits for the enrollment messages, whose strings are the largest. */
+    refuse_hex("92 0e 91 91 91 a1 41", SG_ETYPE, "RENEW: csr: expected str, got array");
+    refuse_hex("92 0e 91 91 91 91 a1 41", SG_EDEPTH, "RENEW: at byte 5: nesting deeper than 4");
+    refuse_hex("93 0d a1 41 98 01 02 03 04 05 06 07 08", SG_ETYPE,
+               "CERT: ca: expected str, got array");
+    refuse_hex("93 0d 99 01 02 03 04 05 06 07 08 09 a1 41", SG_ETOOBIG,
+               "CERT: at byte 2: array of 9 elements exceeds the limit of 8");
+    refuse_hex("95 0c 01 a1 6d 81 a1 41 a1 41 a1 41", SG_ETYPE,
+               "JOIN: secret: expected str, got map");
+    refuse_hex("95 0c 01 a1 6d d9 20 " EX_SECRET_HEX " df 00 00 00 09", SG_ETOOBIG,
+               "JOIN: at byte 39: map of 9 pairs exceeds the limit of 8");
     /* A 32-bit field holding a larger value. */
     refuse_hex("94 01 01 a1 6d cf 00 00 00 01 00 00 00 00", SG_EFORMAT,
                "HELLO: schema: 4294967296 does not fit in 32 bits");
@@ -1216,7 +1752,7 @@ static void test_encode_refuses(void **state)
     static const char two_values[] = "\xc0\xc0";
     const sg_msg bad[] = {
         {.type = 0},
-        {.type = (sg_msg_type)12},
+        {.type = (sg_msg_type)15},
         {.type = (sg_msg_type)-1},
         {.type = SG_MSG_HELLO, .version = 2, .node = S("mirzapur")},
         {.type = SG_MSG_HELLO, .version = 0, .node = S("mirzapur")},
@@ -1239,6 +1775,25 @@ static void test_encode_refuses(void **state)
         {.type = SG_MSG_BATCH, .batch = "\xc1", .batch_len = 1},
         {.type = SG_MSG_BATCH, .batch = "\x92\xa1", .batch_len = 2},
         {.type = SG_MSG_BATCH, .batch = "\x91\x91\x91\x91\x91\x91\x91\x91\x90", .batch_len = 9},
+        {.type = SG_MSG_JOIN, .version = 2, .node = S("m"), .secret = S(EX_SECRET), .pem = S("A")},
+        {.type = SG_MSG_JOIN, .version = 0, .node = S("m"), .secret = S(EX_SECRET), .pem = S("A")},
+        {.type = SG_MSG_JOIN, .version = 1, .node = S(""), .secret = S(EX_SECRET), .pem = S("A")},
+        {.type = SG_MSG_JOIN, .version = 1, .node = S("-m"), .secret = S(EX_SECRET), .pem = S("A")},
+        {.type = SG_MSG_JOIN, .version = 1, .node = S("M"), .secret = S(EX_SECRET), .pem = S("A")},
+        {.type = SG_MSG_JOIN, .version = 1, .node = S("m"), .secret = S(""), .pem = S("A")},
+        {.type = SG_MSG_JOIN,
+         .version = 1,
+         .node = S("m"),
+         .secret = S("9C4E1F0A7B3D2658E1F04A9C7D3B5E20")},
+        {.type = SG_MSG_JOIN, .version = 1, .node = S("m"), .secret = S(EX_SECRET), .pem = S("")},
+        {.type = SG_MSG_JOIN, .version = 1, .node = S("m"), .secret = S(EX_SECRET), .pem = S("\t")},
+        {.type = SG_MSG_CERT, .pem = S("A"), .pem2 = S("")},
+        {.type = SG_MSG_CERT, .pem = S(""), .pem2 = S("A")},
+        {.type = SG_MSG_CERT, .pem = S("A"), .pem2 = S("\xc3\xa9")},
+        {.type = SG_MSG_CERT, .pem = NULL, .pem_len = 3, .pem2 = S("A")},
+        {.type = SG_MSG_RENEW, .pem = S("")},
+        {.type = SG_MSG_RENEW, .pem = S("A\x7f")},
+        {.type = SG_MSG_RENEW, .pem = NULL, .pem_len = 0},
     };
     char big[SG_MSG_TEXT_MAX + 1];
 
@@ -1260,14 +1815,14 @@ static void test_encode_refuses(void **state)
 
 static void test_msg_name(void **state)
 {
-    static const char *const names[] = {"UNKNOWN", "HELLO",          "WELCOME",      "BATCH",
-                                        "ACK",     "PING",           "PONG",         "ERROR",
-                                        "BYE",     "SNAPSHOT_BEGIN", "SNAPSHOT_END", "STATUS"};
+    static const char *const names[] = {
+        "UNKNOWN", "HELLO",          "WELCOME",      "BATCH",  "ACK",  "PING", "PONG", "ERROR",
+        "BYE",     "SNAPSHOT_BEGIN", "SNAPSHOT_END", "STATUS", "JOIN", "CERT", "RENEW"};
 
     (void)state;
-    for (int t = 0; t <= SG_MSG_STATUS; t++)
+    for (int t = 0; t <= SG_MSG_RENEW; t++)
         assert_string_equal(sg_msg_name(t), names[t]);
-    assert_string_equal(sg_msg_name(12), "UNKNOWN");
+    assert_string_equal(sg_msg_name(15), "UNKNOWN");
     assert_string_equal(sg_msg_name(-1), "UNKNOWN");
     assert_string_equal(sg_msg_name(0x7fffffff), "UNKNOWN");
 }
@@ -1323,6 +1878,8 @@ int main(void)
         cmocka_unit_test(test_payload_limits),
         cmocka_unit_test(test_node_ids),
         cmocka_unit_test(test_error_codes_and_text),
+        cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_pem),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_zero_copy),
         cmocka_unit_test(test_batch_body),

@@ -6,6 +6,12 @@
  * certificates, wrong extendedKeyUsage, odd subjectAltNames). Plain OpenSSL peers stand in for
  * clients and servers that break the policy (TLS 1.2 only, other ALPN).
  *
+ * Enrollment: a join client (sg_tls_ctx_new_join) knows only the pin of the CA's public key and
+ * must find that CA in the hub's chain; the tests give it hubs of the right CA, of a foreign CA,
+ * a man in the middle holding the real CA certificate but not its key, and forged or unsuitable
+ * pinned certificates. The hub's side is driven by plain OpenSSL clients offering each mix of
+ * ALPN protocols, with and without certificates.
+ *
  * The script is found through $SANGAM_SOURCE_DIR, else the source tree compiled in.
  */
 #include <setjmp.h>
@@ -29,6 +35,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "ca.h"
 #include "tls.h"
 
 #ifndef SANGAM_SOURCE_DIR
@@ -201,6 +208,21 @@ static int group_setup(void **state)
     make_cert("nosan", NULL, "clientAuth", 0, -1, 30, ca_cert, ca_key, NULL, NULL);
     make_cert("not-hub", "DNS:other,IP:127.0.0.1", "serverAuth", 0, -1, 30, ca_cert, ca_key, NULL,
               NULL);
+    /* A man in the middle: a hub certificate naming our CA as issuer, signed by another key. */
+    make_cert("mitm-hub", "DNS:hub", "serverAuth", 0, -1, 30, ca_cert, foreign_ca_key, NULL, NULL);
+    /* Our CA's certificate (same name, same public key) re-signed by a key that is not its own:
+     * a trust anchor nobody can have made with the pinned key. */
+    {
+        X509 *x = X509_dup(ca_cert);
+        FILE *f;
+        assert_non_null(x);
+        assert_true(X509_sign(x, foreign_ca_key, EVP_sha256()) > 0);
+        f = fopen(path("forged-ca.pem"), "w");
+        assert_non_null(f);
+        assert_int_equal(PEM_write_X509(f, x), 1);
+        fclose(f);
+        X509_free(x);
+    }
     /* A certificate with CN=hub but no subjectAltName: the CN must not count. */
     {
         X509 *x = NULL;
@@ -250,7 +272,8 @@ typedef struct ep {
     sg_err err;
 } ep;
 
-static sg_tls_ctx *ctx_of(int is_server, const char *name)
+/* A context trusting dir/ca (a file name) and presenting dir/name.pem, or nothing. */
+static sg_tls_ctx *ctx_with_ca(int is_server, const char *ca, const char *name)
 {
     sg_tls_ctx *c = NULL;
     sg_err err = {0};
@@ -260,20 +283,74 @@ static sg_tls_ctx *ctx_of(int is_server, const char *name)
         snprintf(pem, sizeof(pem), "%s.pem", name);
         snprintf(key, sizeof(key), "%s.key", name);
     }
-    rc = sg_tls_ctx_new(&c, is_server, path("ca.pem"), name ? path(pem) : NULL,
-                        name ? path(key) : NULL, &err);
+    rc = sg_tls_ctx_new(&c, is_server, path(ca), name ? path(pem) : NULL, name ? path(key) : NULL,
+                        &err);
     if (rc != 0)
         print_error("sg_tls_ctx_new: %s\n", err.msg);
     assert_int_equal(rc, 0);
     return c;
 }
 
-static void ep_tls(ep *e, int is_server, const char *name)
+static sg_tls_ctx *ctx_of(int is_server, const char *name)
 {
-    sg_tls_ctx *c = ctx_of(is_server, name);
+    return ctx_with_ca(is_server, "ca.pem", name);
+}
+
+static void ep_ctx(ep *e, sg_tls_ctx *c)
+{
     memset(e, 0, sizeof(*e));
     assert_int_equal(sg_tls_new(&e->t, c, &e->err), 0);
     sg_tls_ctx_free(c); /* the engine keeps its own reference */
+}
+
+static void ep_tls(ep *e, int is_server, const char *name)
+{
+    ep_ctx(e, ctx_of(is_server, name));
+}
+
+/* A hub trusting dir/ca (whose certificates it also sends in its chain) and presenting name. */
+static void ep_hub(ep *e, const char *ca, const char *name)
+{
+    ep_ctx(e, ctx_with_ca(1, ca, name));
+}
+
+/* A client enrolling with the invite's pin. */
+static void ep_join(ep *e, const char *pin)
+{
+    sg_tls_ctx *c = NULL;
+    sg_err err = {0};
+    int rc = sg_tls_ctx_new_join(&c, pin, &err);
+    if (rc != 0)
+        print_error("sg_tls_ctx_new_join: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    ep_ctx(e, c);
+}
+
+/* The pin of dir/file's first certificate: SHA-256 of its DER SubjectPublicKeyInfo in lowercase
+ * hex, computed here and checked against sg_cert_pin(), whose format invites carry. */
+static void pin_of(char out[SG_CA_PIN_LEN + 1], const char *file)
+{
+    FILE *f = fopen(path(file), "r");
+    X509 *x;
+    unsigned char *der = NULL, md[32];
+    unsigned mdlen = 0;
+    char theirs[SG_CA_PIN_LEN + 1];
+    sg_err err = {0};
+    int len;
+    assert_non_null(f);
+    x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    len = i2d_PUBKEY(X509_get0_pubkey(x), &der);
+    assert_true(len > 0);
+    assert_int_equal(EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL), 1);
+    assert_int_equal(mdlen, 32);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    assert_int_equal(sg_cert_pin(theirs, x, &err), 0);
+    assert_string_equal(out, theirs);
+    OPENSSL_free(der);
+    X509_free(x);
 }
 
 /* A plain OpenSSL peer. max_version 0 means any; alpn (wire format) may be NULL. */
@@ -1018,6 +1095,296 @@ static void test_make_test_pki(void **state)
     assert_int_equal(run_script("--help"), 0);
 }
 
+/* Expects a join client with pin to refuse hub (trusting and sending ca) with SG_EAUTH and a
+ * message containing want, having learnt nothing it could save. */
+static void expect_join_refuses(const char *pin, const char *ca, const char *hub, const char *want)
+{
+    ep c, s;
+    sg_err err = {0};
+    char *pem = (char *)&pem;
+    ep_join(&c, pin);
+    ep_hub(&s, ca, hub);
+    handshake(&c, &s, SIZE_MAX);
+    print_message("join client vs %s: %s\n", hub, c.err.msg);
+    assert_int_equal(c.rc, SG_EAUTH);
+    assert_contains(c.err.msg, want);
+    assert_true(s.rc < 0); /* the hub heard the refusal */
+    print_message("hub: %s\n", s.err.msg);
+    assert_int_equal(sg_tls_is_join(c.t), 0);
+    assert_int_equal(sg_tls_pinned_ca_pem(c.t, &pem, &err), SG_EINVAL);
+    assert_null(pem);
+    ep_free(&c);
+    ep_free(&s);
+}
+
+/* A join client and our hub, whole and one byte at a time: both sides know it is an enrollment,
+ * the hub has no region for it, the joiner gets the CA it pinned, and data flows. */
+static void test_join_handshake(void **state)
+{
+    char pin[SG_CA_PIN_LEN + 1], region[64];
+    size_t chunks[] = {SIZE_MAX, 1};
+    sg_err err = {0};
+    (void)state;
+    pin_of(pin, "ca.pem");
+    for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        ep c, s;
+        char *pem = NULL;
+        BIO *b;
+        X509 *got;
+
+        ep_join(&c, pin);
+        ep_tls(&s, 1, "hub");
+        assert_int_equal(sg_tls_is_join(c.t), 0); /* not before the handshake */
+        assert_int_equal(sg_tls_pinned_ca_pem(c.t, &pem, &err), SG_EINVAL);
+        handshake(&c, &s, chunks[i]);
+        if (c.rc != 1 || s.rc != 1)
+            print_error("client %d %s / server %d %s\n", c.rc, c.err.msg, s.rc, s.err.msg);
+        assert_int_equal(c.rc, 1);
+        assert_int_equal(s.rc, 1);
+        assert_int_equal(sg_tls_is_join(c.t), 1);
+        assert_int_equal(sg_tls_is_join(s.t), 1);
+        assert_string_equal(sg_tls_alpn(c.t), "sangam-join/1");
+        assert_string_equal(sg_tls_alpn(s.t), "sangam-join/1");
+
+        /* The hub: no certificate, so no region, subject or expiry. */
+        snprintf(region, sizeof(region), "unchanged");
+        assert_int_equal(sg_tls_peer_region(s.t, region, sizeof(region), &err), SG_EAUTH);
+        assert_string_equal(err.msg, "enrollment connection: no certificate");
+        assert_string_equal(region, "");
+        assert_string_equal(sg_tls_peer_subject(s.t), "");
+        assert_int_equal(sg_tls_peer_not_after(s.t), -1);
+        assert_int_equal(sg_tls_pinned_ca_pem(s.t, &pem, &err), SG_EINVAL);
+        assert_null(pem);
+
+        /* The joiner: the hub it verified, and the CA it verified it with. */
+        assert_contains(sg_tls_peer_subject(c.t), "CN=hub");
+        assert_true(sg_tls_peer_not_after(c.t) > (int64_t)time(NULL));
+        assert_int_equal(sg_tls_peer_region(c.t, region, sizeof(region), &err), SG_EINVAL);
+        assert_int_equal(sg_tls_pinned_ca_pem(c.t, &pem, &err), 0);
+        assert_non_null(pem);
+        assert_contains(pem, "-----BEGIN CERTIFICATE-----");
+        b = BIO_new_mem_buf(pem, -1);
+        assert_non_null(b);
+        got = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+        assert_non_null(got);
+        assert_int_equal(X509_cmp(got, ca_cert), 0);
+        X509_free(got);
+        free(pem);
+
+        exchange(&c, &s, "enroll me", 9, chunks[i]);
+        exchange(&s, &c, "welcome", 7, chunks[i]);
+        ep_free(&c);
+        ep_free(&s);
+    }
+
+    /* An ordinary region connection is no enrollment and pinned nothing. */
+    {
+        ep c, s;
+        char *pem = NULL;
+        connect_ok(&c, &s, "bundelkhand", "hub", SIZE_MAX);
+        assert_int_equal(sg_tls_is_join(c.t), 0);
+        assert_int_equal(sg_tls_is_join(s.t), 0);
+        assert_int_equal(sg_tls_pinned_ca_pem(c.t, &pem, &err), SG_EINVAL);
+        assert_null(pem);
+        ep_free(&c);
+        ep_free(&s);
+    }
+}
+
+static void test_join_wrong_pin(void **state)
+{
+    char real[SG_CA_PIN_LEN + 1], foreign[SG_CA_PIN_LEN + 1], want[256];
+    char other[SG_CA_PIN_LEN + 1];
+    (void)state;
+    pin_of(real, "ca.pem");
+    pin_of(foreign, "foreign-ca.pem");
+
+    /* Our hub, an invite naming another CA. */
+    memcpy(other, real, sizeof(other));
+    other[0] = other[0] == '0' ? '1' : '0';
+    expect_join_refuses(other, "ca.pem", "hub", "the hub's CA does not match the invite's pin");
+    snprintf(want, sizeof(want),
+             "the invite pins %s, the hub's chain carries certificates with "
+             "pins %s",
+             other, real);
+    expect_join_refuses(other, "ca.pem", "hub", want);
+
+    /* A hub of a foreign coalition, its CA in its chain, and the invite of ours. */
+    snprintf(want, sizeof(want),
+             "the invite pins %s, the hub's chain carries certificates with "
+             "pins %s",
+             real, foreign);
+    expect_join_refuses(real, "foreign-ca.pem", "foreign-hub", want);
+    /* The foreign hub is fine for an invite of its own coalition: the pin is what decides. */
+    {
+        ep c, s;
+        ep_join(&c, foreign);
+        ep_hub(&s, "foreign-ca.pem", "foreign-hub");
+        handshake(&c, &s, SIZE_MAX);
+        assert_int_equal(c.rc, 1);
+        assert_int_equal(s.rc, 1);
+        ep_free(&c);
+        ep_free(&s);
+    }
+
+    /* A server that sends no CA certificate at all (plain OpenSSL: a chain of its leaf alone). */
+    {
+        ep c, s;
+        ep_join(&c, real);
+        ep_raw(&s, 1, 0, "hub", NULL, 0);
+        handshake(&c, &s, SIZE_MAX);
+        print_message("join client: %s\n", c.err.msg);
+        assert_int_equal(c.rc, SG_EAUTH);
+        assert_contains(c.err.msg, "the hub's chain carries no CA certificate");
+        assert_int_equal(s.rc, -1);
+        ep_free(&c);
+        ep_free(&s);
+    }
+}
+
+/* A man in the middle holds our CA's certificate, which is public, but not its key. */
+static void test_join_mitm(void **state)
+{
+    char real[SG_CA_PIN_LEN + 1];
+    (void)state;
+    pin_of(real, "ca.pem");
+    /* Its own leaf, claiming our CA as issuer: the signature gives it away. */
+    expect_join_refuses(real, "ca.pem", "mitm-hub",
+                        "peer certificate: certificate signature failure (not signed by the CA "
+                        "the invite pins: a man in the middle?)");
+    /* Our CA's certificate re-signed by another key, sent as the pinned CA: the pin matches, the
+     * certificate was not made with the pinned key. */
+    expect_join_refuses(real, "forged-ca.pem", "foreign-hub",
+                        "is not self-signed by that key (forged?)");
+    /* A certificate with the pinned key that is no CA. */
+    {
+        char leaf[SG_CA_PIN_LEN + 1];
+        pin_of(leaf, "bundelkhand.pem");
+        expect_join_refuses(leaf, "bundelkhand.pem", "hub", "is not a CA certificate");
+    }
+}
+
+/* With the pinned CA as trust anchor, the hub's certificate gets a region's checks. */
+static void test_join_hub_checks(void **state)
+{
+    char real[SG_CA_PIN_LEN + 1];
+    (void)state;
+    pin_of(real, "ca.pem");
+    expect_join_refuses(real, "ca.pem", "not-hub", "peer certificate has no DNS name 'hub'");
+    expect_join_refuses(real, "ca.pem", "cn-hub", "peer certificate has no DNS name 'hub'");
+    expect_join_refuses(real, "ca.pem", "bundelkhand", "needs extendedKeyUsage serverAuth");
+    expect_join_refuses(real, "ca.pem", "expired-hub", "certificate has expired (not after ");
+    expect_join_refuses(real, "ca.pem", "future-hub", "certificate is not yet valid");
+}
+
+static void test_join_bad_pin(void **state)
+{
+    static const struct {
+        const char *pin, *want;
+    } cases[] = {
+        {NULL, "invite pin: missing"},
+        {"", "invite pin: missing"},
+        {"abc", "invite pin 'abc': 3 characters, expected 64 lowercase hex"},
+        /* 65 characters */
+        {"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0",
+         "65 characters, expected 64"},
+        /* kubeadm's form: the caller strips "sha256:" */
+        {"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+         "71 characters"},
+        {"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+         "character 11 is not lowercase hex"},
+        {"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+         "character 64 is not lowercase hex"},
+        {"0123456789abcdef0123456789abcdef 123456789abcdef0123456789abcdef",
+         "character 33 is not lowercase hex"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sg_tls_ctx *c = (sg_tls_ctx *)&c; /* must be set to NULL */
+        sg_err err = {0};
+        assert_int_equal(sg_tls_ctx_new_join(&c, cases[i].pin, &err), SG_EINVAL);
+        print_message("%s\n", err.msg);
+        assert_null(c);
+        assert_contains(err.msg, cases[i].want);
+    }
+}
+
+/* The hub decides per connection from the ALPN protocols offered: sangam/1 means a region,
+ * which needs a certificate, even when sangam-join/1 is offered too. */
+static void test_join_hub_alpn(void **state)
+{
+    static const char both[] = "\x08sangam/1\x0dsangam-join/1";
+    static const char both_join_first[] = "\x0dsangam-join/1\x08sangam/1";
+    static const char join[] = "\x0dsangam-join/1";
+    static const char region_only[] = "\x08sangam/1";
+    const char *lists[] = {both, both_join_first};
+    sg_err err = {0};
+    char region[64];
+    (void)state;
+
+    /* Both offered, with a certificate: a region, and it sees our CA in the hub's chain. */
+    for (size_t i = 0; i < 2; i++) {
+        ep c, s;
+        STACK_OF(X509) * chain;
+        int has_ca = 0;
+        ep_raw(&c, 0, 0, "bundelkhand", lists[i], strlen(lists[i]));
+        ep_tls(&s, 1, "hub");
+        handshake(&c, &s, SIZE_MAX);
+        assert_int_equal(c.rc, 1);
+        assert_int_equal(s.rc, 1);
+        assert_string_equal(sg_tls_alpn(s.t), "sangam/1");
+        assert_int_equal(sg_tls_is_join(s.t), 0);
+        assert_int_equal(sg_tls_peer_region(s.t, region, sizeof(region), &err), 0);
+        assert_string_equal(region, "bundelkhand");
+        chain = SSL_get_peer_cert_chain(c.raw);
+        for (int j = 0; j < sk_X509_num(chain); j++)
+            has_ca |= X509_cmp(sk_X509_value(chain, j), ca_cert) == 0;
+        assert_true(has_ca);
+        ep_free(&c);
+        ep_free(&s);
+    }
+
+    /* Both offered, or sangam/1 alone, without a certificate: refused as before. */
+    {
+        const char *nocert[] = {both, both_join_first, region_only};
+        for (size_t i = 0; i < 3; i++) {
+            ep c, s;
+            ep_raw(&c, 0, 0, NULL, nocert[i], strlen(nocert[i]));
+            ep_tls(&s, 1, "hub");
+            handshake(&c, &s, SIZE_MAX);
+            print_message("hub: %s\n", s.err.msg);
+            assert_int_equal(s.rc, SG_EAUTH);
+            assert_string_equal(s.err.msg, "peer did not present a certificate");
+            ep_free(&c);
+            ep_free(&s);
+        }
+    }
+
+    /* sangam-join/1 alone: an enrollment, no certificate asked for, none recorded even from a
+     * client that had one to give. */
+    {
+        const char *who[] = {NULL, "bundelkhand"};
+        for (size_t i = 0; i < 2; i++) {
+            ep c, s;
+            ep_raw(&c, 0, 0, who[i], join, strlen(join));
+            ep_tls(&s, 1, "hub");
+            handshake(&c, &s, SIZE_MAX);
+            if (s.rc != 1)
+                print_error("hub: %s\n", s.err.msg);
+            assert_int_equal(c.rc, 1);
+            assert_int_equal(s.rc, 1);
+            assert_string_equal(sg_tls_alpn(s.t), "sangam-join/1");
+            assert_int_equal(sg_tls_is_join(s.t), 1);
+            assert_int_equal(sg_tls_peer_region(s.t, region, sizeof(region), &err), SG_EAUTH);
+            assert_string_equal(err.msg, "enrollment connection: no certificate");
+            assert_string_equal(sg_tls_peer_subject(s.t), "");
+            ep_free(&c);
+            ep_free(&s);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1042,6 +1409,12 @@ int main(void)
         cmocka_unit_test(test_not_tls),
         cmocka_unit_test(test_ctx_errors),
         cmocka_unit_test(test_make_test_pki),
+        cmocka_unit_test(test_join_handshake),
+        cmocka_unit_test(test_join_wrong_pin),
+        cmocka_unit_test(test_join_mitm),
+        cmocka_unit_test(test_join_hub_checks),
+        cmocka_unit_test(test_join_bad_pin),
+        cmocka_unit_test(test_join_hub_alpn),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,372 @@
+/*
+ * join.c - `sangamd join TOKEN --dir DIR`: a new region's office joins from a hub's invite; see
+ * init.h and enroll.h for the trust flow.
+ *
+ * The node's private key is made here and never sent anywhere: the hub gets a CSR. The hub is
+ * trusted only through the token's pin (tls.c's enrollment context); the certificate that comes
+ * back is checked again before anything is written (it must carry this key and this region and
+ * verify against the pinned CA). Files appear only after the hub said yes, the configuration
+ * last, so a refused or interrupted join leaves DIR as it was (except for created directories).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <uv.h>
+
+#include "ca.h"
+#include "config.h"
+#include "enroll.h"
+#include "init.h"
+#include "link.h"
+#include "sangam/frame.h"
+#include "tls.h"
+
+#define JOIN_DEADLINE_MS 30000
+
+typedef struct join_run {
+    const sg_token *t;
+    const char *csr; /* PEM */
+    sg_link *link;
+    char *cert_pem; /* from CERT (owned) */
+    char *ca_pem;   /* from CERT (owned) */
+    char why[SG_ERR_MSG_MAX + 64];
+    int code;
+} join_run;
+
+static void join_usage(FILE *f)
+{
+    fprintf(f, "usage: sangamd join TOKEN --dir DIR\n"
+               "\n"
+               "Joins this machine to a Sangam hub as a new region, with the one-time TOKEN that\n"
+               "'sangam hub invite REGION' printed at the hub. Makes the node's key here (it\n"
+               "never leaves DIR/pki), verifies the hub by the CA pin in the token, receives the\n"
+               "region's certificate and writes DIR/region.ini. Then start the node with\n"
+               "  sangamd --config DIR/region.ini\n"
+               "\n"
+               "  --dir DIR   where to put the configuration, keys and database\n"
+               "  -h, --help  this text\n");
+}
+
+static char *dup_n(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s != NULL) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+static void on_open(sg_link *l, void *arg)
+{
+    join_run *j = arg;
+    sg_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = SG_MSG_JOIN;
+    m.version = SG_PROTO_VERSION;
+    m.node = j->t->region;
+    m.node_len = (uint32_t)strlen(j->t->region);
+    m.secret = j->t->secret;
+    m.secret_len = (uint32_t)strlen(j->t->secret);
+    m.pem = j->csr;
+    m.pem_len = (uint32_t)strlen(j->csr);
+    sg_link_send(l, &m);
+}
+
+static void on_msg(sg_link *l, const sg_msg *m, void *arg)
+{
+    join_run *j = arg;
+    if (m->type == SG_MSG_CERT && j->cert_pem == NULL) {
+        j->cert_pem = dup_n(m->pem, m->pem_len);
+        j->ca_pem = dup_n(m->pem2, m->pem2_len);
+        return;
+    }
+    if (m->type == SG_MSG_ERROR) {
+        j->code = sg_error_from_name(m->code, m->code_len);
+        snprintf(j->why, sizeof(j->why), "the hub refused: %.*s", (int)m->text_len, m->text);
+        sg_link_close(l, j->code, j->why);
+        return;
+    }
+    if (m->type == SG_MSG_BYE) {
+        sg_link_close(l, 0, "done");
+        return;
+    }
+    snprintf(j->why, sizeof(j->why), "unexpected %s from the hub", sg_msg_name(m->type));
+    j->code = SG_EPROTO;
+    sg_link_close(l, SG_EPROTO, j->why);
+}
+
+static void on_close(sg_link *l, int code, const char *why, void *arg)
+{
+    join_run *j = arg;
+    (void)l;
+    j->link = NULL;
+    if (code != 0 && j->code == 0) {
+        j->code = code;
+        snprintf(j->why, sizeof(j->why), "%s", why);
+    }
+}
+
+static const sg_link_cbs join_cbs = {on_open, on_msg, NULL, on_close};
+
+/* A CSR for key naming region, as PEM (malloc'd) or NULL. */
+static char *make_csr(EVP_PKEY *key, const char *region)
+{
+    X509_REQ *req = X509_REQ_new();
+    BIO *b = BIO_new(BIO_s_mem());
+    BUF_MEM *mem;
+    char *pem = NULL;
+    if (req != NULL && b != NULL && X509_REQ_set_version(req, 0) == 1 &&
+        X509_REQ_set_pubkey(req, key) == 1 &&
+        X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
+                                   (const unsigned char *)region, -1, -1, 0) == 1 &&
+        X509_REQ_sign(req, key, EVP_sha256()) > 0 && PEM_write_bio_X509_REQ(b, req) == 1 &&
+        BIO_get_mem_ptr(b, &mem) == 1)
+        pem = dup_n(mem->data, mem->length);
+    BIO_free(b);
+    X509_REQ_free(req);
+    return pem;
+}
+
+static X509 *read_pem_cert(const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    return x;
+}
+
+/* Checks what the hub sent: the CA has the token's pin, the certificate verifies against it as
+ * a client certificate, carries key, and names exactly region. */
+static int check_answer(const join_run *j, EVP_PKEY *key, char *why, size_t cap)
+{
+    X509 *cert = read_pem_cert(j->cert_pem), *ca = read_pem_cert(j->ca_pem);
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    GENERAL_NAMES *gens = NULL;
+    char pin[SG_CA_PIN_LEN + 1];
+    sg_err err = {0};
+    int ok = -1;
+
+    if (cert == NULL || ca == NULL || store == NULL || ctx == NULL) {
+        snprintf(why, cap, "the hub's answer holds no readable certificate");
+        goto done;
+    }
+    if (sg_cert_pin(pin, ca, &err) < 0 || strcmp(pin, j->t->pin) != 0) {
+        snprintf(why, cap, "the CA the hub sent does not match the token's pin");
+        goto done;
+    }
+    if (X509_check_private_key(cert, key) != 1) {
+        snprintf(why, cap, "the certificate the hub sent is not for this node's key");
+        goto done;
+    }
+    gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    if (gens == NULL || sk_GENERAL_NAME_num(gens) != 1 ||
+        sk_GENERAL_NAME_value(gens, 0)->type != GEN_DNS ||
+        strcmp((const char *)ASN1_STRING_get0_data(sk_GENERAL_NAME_value(gens, 0)->d.dNSName),
+               j->t->region) != 0) {
+        snprintf(why, cap, "the certificate the hub sent does not name region %s", j->t->region);
+        goto done;
+    }
+    if (X509_STORE_add_cert(store, ca) != 1 || X509_STORE_CTX_init(ctx, store, cert, NULL) != 1 ||
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1 ||
+        X509_verify_cert(ctx) != 1) {
+        snprintf(why, cap, "the certificate the hub sent does not verify against its CA: %s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+        goto done;
+    }
+    ok = 0;
+done:
+    ERR_clear_error();
+    GENERAL_NAMES_free(gens);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    X509_free(ca);
+    X509_free(cert);
+    return ok;
+}
+
+/* Dials t->hub and runs the JOIN exchange; 0 with j->cert_pem/ca_pem, or -1 with j->why. */
+static int exchange(join_run *j, sg_tls_ctx *tls)
+{
+    char host[256];
+    int port;
+    struct addrinfo hints, *res = NULL;
+    char portstr[16];
+    uv_loop_t loop;
+    sg_err err = {0};
+    int rc;
+
+    if (sg_config_split_addr(j->t->hub, host, sizeof(host), &port) < 0) {
+        snprintf(j->why, sizeof(j->why), "the token's hub address %s is not host:port", j->t->hub);
+        return -1;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(j->why, sizeof(j->why), "cannot resolve %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    uv_loop_init(&loop);
+    rc = sg_link_connect(&j->link, &loop, tls, res->ai_addr, &join_cbs, j, &err);
+    freeaddrinfo(res);
+    if (rc < 0) {
+        snprintf(j->why, sizeof(j->why), "cannot connect to %s: %s", j->t->hub, err.msg);
+        uv_loop_close(&loop);
+        return -1;
+    }
+    sg_link_deadline(j->link, JOIN_DEADLINE_MS);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    if (j->cert_pem != NULL && j->ca_pem != NULL)
+        return 0;
+    if (j->why[0] == '\0')
+        snprintf(j->why, sizeof(j->why), "the hub closed the connection without a certificate");
+    return -1;
+}
+
+int sg_join_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *dir = NULL, *token = NULL;
+    char pki[PATH_MAX], path[PATH_MAX + 32], why[PATH_MAX + 128], ini[2048];
+    sg_token t;
+    join_run j;
+    sg_tls_ctx *tls = NULL;
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL, *ca = NULL;
+    sg_err err = {0};
+    struct stat st;
+    int opt, rc = 1;
+
+    memset(&j, 0, sizeof(j));
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'h':
+            join_usage(stdout);
+            return 0;
+        default:
+            join_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind + 1 == argc)
+        token = argv[optind];
+    if (dir == NULL || token == NULL) {
+        join_usage(stderr);
+        return 2;
+    }
+    if (sg_token_parse(&t, token, strlen(token), &err) < 0) {
+        fprintf(stderr, "sangamd join: %s\n", err.msg);
+        return 2;
+    }
+    if (strlen(dir) + strlen(t.region) > 90) {
+        fprintf(stderr, "sangamd join: --dir %s: too long a path for the API socket\n", dir);
+        return 2;
+    }
+    snprintf(pki, sizeof(pki), "%s/pki", dir);
+    snprintf(path, sizeof(path), "%s/region.ini", dir);
+    if (stat(path, &st) == 0) {
+        fprintf(stderr, "sangamd join: %s exists: this directory already has a node\n", path);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/node.key", pki);
+    if (stat(path, &st) == 0) {
+        fprintf(stderr, "sangamd join: %s exists: refusing to replace a key\n", path);
+        return 1;
+    }
+    if (init_mkdir(dir, 0750, why, sizeof(why)) < 0 || init_mkdir(pki, 0700, why, sizeof(why)) < 0)
+        goto fail_why;
+    if (sg_key_new(&key, &err) < 0 || sg_tls_ctx_new_join(&tls, t.pin, &err) < 0)
+        goto fail_err;
+    j.t = &t;
+    j.csr = make_csr(key, t.region);
+    if (j.csr == NULL) {
+        snprintf(why, sizeof(why), "cannot make a certificate request");
+        goto fail_why;
+    }
+    fprintf(stderr, "sangamd join: asking the hub at %s to admit region %s...\n", t.hub, t.region);
+    if (exchange(&j, tls) < 0) {
+        snprintf(why, sizeof(why), "%s", j.why);
+        goto fail_why;
+    }
+    if (check_answer(&j, key, why, sizeof(why)) < 0)
+        goto fail_why;
+
+    /* The hub said yes: key, certificate, CA, then the configuration. */
+    cert = read_pem_cert(j.cert_pem);
+    ca = read_pem_cert(j.ca_pem);
+    snprintf(path, sizeof(path), "%s/node.key", pki);
+    if (sg_pem_write_key(path, key, &err) < 0)
+        goto fail_err;
+    snprintf(path, sizeof(path), "%s/node.pem", pki);
+    if (sg_pem_write_cert(path, cert, &err) < 0)
+        goto fail_err;
+    snprintf(path, sizeof(path), "%s/ca.pem", pki);
+    if (sg_pem_write_cert(path, ca, &err) < 0)
+        goto fail_err;
+    snprintf(ini, sizeof(ini),
+             "; Sangam region %s, made by sangamd join. Paths are relative to this file.\n"
+             "[node]\n"
+             "role = region\n"
+             "id = %s\n"
+             "db = %s.db              ; this region's records (made on first start)\n"
+             "[api]\n"
+             "socket = %s.sock        ; local API: sangam --node %s/%s.sock ...\n"
+             "[hub]\n"
+             "address = %s ; the hub this region replicates to\n"
+             "[tls]\n"
+             "ca = pki/ca.pem         ; the coalition CA, pinned at join\n"
+             "cert = pki/node.pem     ; this region's certificate, renewed over the connection\n"
+             "key = pki/node.key      ; made here; never leaves this machine\n"
+             "renew_before = 30d      ; ask the hub for a new certificate this long before expiry\n"
+             "[replication]\n"
+             "retention = 7d          ; keep acknowledged log entries this long\n"
+             "[log]\n"
+             "level = info\n",
+             t.region, t.region, t.region, t.region, dir, t.region, t.hub);
+    snprintf(path, sizeof(path), "%s/region.ini", dir);
+    if (init_write_new(path, ini, 0640, why, sizeof(why)) < 0)
+        goto fail_why;
+    printf("Joined as region %s. Made in %s:\n"
+           "  pki/node.key, node.pem   this node's key and certificate\n"
+           "  pki/ca.pem               the coalition CA\n"
+           "  region.ini               its configuration\n"
+           "Next:\n"
+           "  sangamd --config %s/region.ini\n",
+           t.region, dir, dir);
+    rc = 0;
+    goto done;
+
+fail_err:
+    snprintf(why, sizeof(why), "%s", err.msg);
+fail_why:
+    fprintf(stderr, "sangamd join: %s\n", why);
+done:
+    OPENSSL_cleanse(t.secret, sizeof(t.secret));
+    free((char *)j.csr);
+    free(j.cert_pem);
+    free(j.ca_pem);
+    X509_free(cert);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    sg_tls_ctx_free(tls);
+    return rc;
+}

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# test_join.sh - a federation grows and is cut back, as operators do it, with real processes
+# over real TLS on 127.0.0.1 (issue 5): `sangamd init` makes a hub; Bundelkhand and Mirzapur
+# join from invites and replicate; a third region, Chitrakoot, joins the running federation from
+# an invite alone and its data reaches the hub; every refusal (reused, expired, tampered,
+# other-region token, a hub whose CA does not match the pin, two nodes racing on one token) is
+# checked; a region is revoked: its live connection drops within a second, later connections are
+# refused, also after the hub restarts, and its data stays at the hub.
+#
+# Usage: test_join.sh PATH/TO/sangamd PATH/TO/sangam
+#
+# Prints "ok N - ..." / "not ok N - ..." per check and "P passed, F failed"; exits non-zero on
+# any failure. Everything lives in a fresh temporary directory removed by the EXIT trap, which
+# also stops every daemon it started. Every wait has a deadline.
+set -euo pipefail
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 SANGAMD SANGAM" >&2
+    exit 2
+fi
+SANGAMD=$(realpath "$1")
+SANGAM=$(realpath "$2")
+dir=$(mktemp -d /tmp/sangam-enroll.XXXXXX)
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+passed=0 failed=0 n=0 out="" rc=0
+ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
+not_ok() {
+    n=$((n + 1)); failed=$((failed + 1))
+    echo "not ok $n - $1"
+    printf '%s\n' "$out" | head -n 15 | sed 's/^/#   /'
+}
+# try CMD...: runs CMD, keeping its combined output in $out and status in $rc.
+try() { set +e; out=$("$@" 2>&1); rc=$?; set -e; }
+# expect_ok DESC CMD...: CMD must succeed.
+expect_ok() { local d=$1; shift; try "$@"; if [ $rc -eq 0 ]; then ok "$d"; else not_ok "$d"; fi; }
+# expect_fail DESC PATTERN CMD...: CMD must fail and say PATTERN.
+expect_fail() {
+    local d=$1 p=$2; shift 2; try "$@"
+    if [ $rc -ne 0 ] && grep -qiE "$p" <<<"$out"; then ok "$d"; else not_ok "$d (want failure matching '$p', rc=$rc)"; fi
+}
+# wait_for DESC SECONDS CONDITION: evaluates the shell CONDITION until it holds (each time
+# anew), then records ok; at the deadline records a failure and goes on.
+wait_for() {
+    local d=$1 t=$2 cond=$3
+    local deadline=$((SECONDS + t))
+    while ! eval "$cond" >/dev/null 2>&1; do
+        if [ $SECONDS -ge "$deadline" ]; then out="condition: $cond"; not_ok "$d (after ${t}s)"; return 0; fi
+        sleep 0.1
+    done
+    ok "$d"
+}
+# start NAME INI: starts sangamd, waits for its socket.
+start() {
+    "$SANGAMD" --config "$2" 2>>"$dir/$1.log" &
+    pids+=($!)
+    eval "pid_$1=$!"
+    local sock
+    sock=$(dirname "$2")/$(awk -F' *= *' '$1 == "socket" { print $2 }' "$2" | awk '{print $1}')
+    local deadline=$((SECONDS + 10))
+    while [ ! -S "$sock" ]; do
+        [ $SECONDS -lt "$deadline" ] || { echo "# $1 did not start:"; tail -5 "$dir/$1.log"; return 1; }
+        sleep 0.05
+    done
+}
+stop() { local v="pid_$1"; kill "${!v}" 2>/dev/null || true; wait "${!v}" 2>/dev/null || true; }
+hub() { "$SANGAM" --node "$dir/hub/hub.sock" "$@"; }
+hubsql() { sqlite3 "$dir/hub/hub.db" "$@"; }
+
+port=$((21000 + RANDOM % 20000))
+
+# --- A new hub ---
+expect_ok "sangamd init makes a hub" "$SANGAMD" init --dir "$dir/hub" --listen "127.0.0.1:$port" \
+    --public "127.0.0.1:$port"
+if [ "$(stat -c %a "$dir/hub/pki/ca.key")" = 600 ]; then ok "the CA key is 0600"; else not_ok "the CA key is 0600"; fi
+expect_fail "sangamd init refuses a directory that has a hub" "already has a hub" \
+    "$SANGAMD" init --dir "$dir/hub" --listen "127.0.0.1:$port"
+start hub "$dir/hub/hub.ini"
+
+invite() { hub hub invite "$@" 2>/dev/null; }
+join() { "$SANGAMD" join "$1" --dir "$dir/$2"; }
+
+# --- Two regions join and replicate ---
+for r in bundelkhand mirzapur; do
+    tok=$(invite "$r")
+    expect_ok "$r joins from its invite" join "$tok" "$r"
+    if [ "$(stat -c %a "$dir/$r/pki/node.key")" = 600 ]; then ok "$r's key is 0600"; else not_ok "$r's key is 0600"; fi
+    start "$r" "$dir/$r/region.ini"
+    expect_ok "$r takes a member" "$SANGAM" --node "$dir/$r/$r.sock" member add \
+        --name "Asha of $r" --kind entrepreneur
+done
+wait_for "both regions' members reach the hub" 10 \
+    '[ "$(hubsql "SELECT count(DISTINCT region) FROM members")" = 2 ]'
+
+# --- Refusals ---
+tok=$(invite chitrakoot)
+# The same token, as another machine would paste it: tampered secret, other region, wrong pin.
+IFS=. read -r pfx region secret pin addr <<<"$tok"
+flip() { local s=$1; local c=${s:0:1}; [ "$c" = a ] && c=b || c=a; echo "$c${s:1}"; }
+expect_fail "a tampered secret is refused" "no such invite" \
+    join "$pfx.$region.$(flip "$secret").$pin.$addr" tampered
+expect_fail "the token edited for another region is refused" "for region chitrakoot" \
+    join "$pfx.awadh.$secret.$pin.$addr" awadh
+expect_fail "a hub whose CA does not match the pin is refused" "pin" \
+    join "$pfx.$region.$secret.$(flip "$pin").$addr" badpin
+expect_fail "a malformed token is refused before dialing" "join token" join "sangam1.x" garbage
+if [ ! -e "$dir/tampered/region.ini" ] && [ ! -e "$dir/badpin/pki/node.pem" ]; then
+    ok "a refused join writes no configuration or certificate"
+else
+    not_ok "a refused join writes no configuration or certificate"
+fi
+# None of that spent the invite: Chitrakoot joins the running federation with it.
+expect_ok "chitrakoot joins the running federation from the invite alone" join "$tok" chitrakoot
+expect_fail "the used token is refused the second time" "already used" join "$tok" chitrakoot2
+start chitrakoot "$dir/chitrakoot/region.ini"
+expect_ok "chitrakoot takes a member" "$SANGAM" --node "$dir/chitrakoot/chitrakoot.sock" member add \
+    --name "Kamla Devi" --kind entrepreneur
+wait_for "chitrakoot's member reaches the hub" 10 \
+    "[ \"\$(hubsql \"SELECT count(*) FROM members WHERE region = 'chitrakoot'\")\" = 1 ]"
+try hub hub regions
+if grep -q "chitrakoot *connected" <<<"$out"; then ok "the hub lists chitrakoot, connected"; else not_ok "the hub lists chitrakoot, connected"; fi
+try hub status
+if grep -q chitrakoot <<<"$out"; then ok "sangam status at the hub lists chitrakoot"; else not_ok "sangam status at the hub lists chitrakoot"; fi
+
+# Expired: an invite whose time has passed (the hub's clock is moved by editing the record).
+tok=$(invite awadh --expires 1m)
+hubsql "UPDATE sg_invites SET expires_at = '2000-01-01T00:00:00.000Z' WHERE region = 'awadh'"
+expect_fail "an expired token is refused" "expired" join "$tok" awadh
+
+# Two nodes racing on one token: exactly one wins.
+tok=$(invite braj)
+join "$tok" braj1 >"$dir/race1.out" 2>&1 & r1=$!
+join "$tok" braj2 >"$dir/race2.out" 2>&1 & r2=$!
+set +e; wait $r1; s1=$?; wait $r2; s2=$?; set -e
+out=$(cat "$dir/race1.out" "$dir/race2.out")
+if [ $((s1 == 0)) -ne $((s2 == 0)) ] && grep -q "already used" <<<"$out"; then
+    ok "two nodes racing on one token: exactly one wins"
+else
+    not_ok "two nodes racing on one token: exactly one wins (status $s1 and $s2)"
+fi
+if [ "$(hubsql "SELECT count(*) FROM sg_certs WHERE region = 'braj'")" = 1 ]; then
+    ok "the race issued one certificate"
+else
+    not_ok "the race issued one certificate"
+fi
+expect_fail "an invite names a valid region" "not a region id" hub hub invite Bad_Name
+try hub hub invites
+if grep -q "braj *used" <<<"$out" && ! grep -q "$secret" <<<"$out"; then
+    ok "hub invites lists them without secrets"
+else
+    not_ok "hub invites lists them without secrets"
+fi
+if ! grep -q "$secret" "$dir/hub.log"; then ok "no secret reaches the hub's log"; else not_ok "no secret reaches the hub's log"; fi
+
+# --- Revocation ---
+wait_for "mirzapur is connected" 10 'hub hub regions | grep -q "mirzapur *connected"'
+t0=$(date +%s%N)
+expect_ok "hub revoke mirzapur" hub hub revoke mirzapur
+if grep -q "1 live connection" <<<"$out"; then ok "the live connection was dropped"; else not_ok "the live connection was dropped"; fi
+wait_for "mirzapur shows as disconnected at once" 1 \
+    'hub hub regions | grep -q "mirzapur *disconnected"'
+t1=$(date +%s%N)
+if [ $(((t1 - t0) / 1000000)) -lt 1000 ]; then ok "dropped within a second"; else not_ok "dropped within a second ($(((t1 - t0) / 1000000)) ms)"; fi
+wait_for "mirzapur's node reports the refusal" 10 \
+    '"$SANGAM" --node "$dir/mirzapur/mirzapur.sock" status | grep -qi revoked'
+"$SANGAM" --node "$dir/mirzapur/mirzapur.sock" member add --name "After revoke" --kind entrepreneur >/dev/null
+stop hub
+start hub "$dir/hub/hub.ini"
+# The node restarts too, so it dials at once (a refused region otherwise backs off for long).
+stop mirzapur
+start mirzapur "$dir/mirzapur/region.ini"
+wait_for "after a hub restart the revoked region's new connection is refused" 10 \
+    '[ "$(grep -c "hello_refused region=mirzapur reason=revoked" "$dir/hub.log")" -ge 1 ]'
+if [ "$(hubsql "SELECT count(*) FROM members WHERE name = 'After revoke'")" = 0 ]; then
+    ok "nothing of the revoked region's later writes reaches the hub"
+else
+    not_ok "nothing of the revoked region's later writes reaches the hub"
+fi
+if [ "$(hubsql "SELECT count(*) FROM members WHERE region = 'mirzapur'")" = 1 ] &&
+    [ -n "$(hubsql "SELECT revoked_at FROM sg_regions WHERE region = 'mirzapur'")" ]; then
+    ok "its data stays at the hub, marked revoked"
+else
+    not_ok "its data stays at the hub, marked revoked"
+fi
+expect_fail "a revoked region gets no new invite" "revoked" hub hub invite mirzapur
+"$SANGAM" --node "$dir/bundelkhand/bundelkhand.sock" member add --name "Still here" --kind entrepreneur >/dev/null
+wait_for "the other regions carry on" 10 \
+    "[ \"\$(hubsql \"SELECT count(*) FROM members WHERE name = 'Still here'\")\" = 1 ]"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
