@@ -49,6 +49,9 @@ void replication_print_status(const json_t *status)
             printf("  %-13s in %.1f s\n", "next attempt",
                    (double)int_of(r, "next_attempt_in_ms") / 1000.0);
         printf("  %-13s %s\n", "last error", str_or(r, "last_error", "-"));
+        if (json_object_get(r, "cert_not_after"))
+            printf("  %-13s %s (renewed automatically before then)\n", "cert expires",
+                   str_or(r, "cert_not_after", "?"));
     }
     if (json_is_array(regions)) {
         size_t i;
@@ -59,7 +62,9 @@ void replication_print_status(const json_t *status)
         json_array_foreach(regions, i, g)
         {
             printf("  %-14s %-13s applied seq %-8lld", str_or(g, "region", "?"),
-                   json_is_true(json_object_get(g, "connected")) ? "connected" : "disconnected",
+                   json_object_get(g, "revoked_at")                ? "revoked"
+                   : json_is_true(json_object_get(g, "connected")) ? "connected"
+                                                                   : "disconnected",
                    int_of(g, "last_seq"));
             if (json_object_get(g, "lag_changes"))
                 printf(" lag %lld changes / %.1f s", int_of(g, "lag_changes"),
@@ -102,11 +107,17 @@ int replication_regions(cli_ctx *ctx, const cli_command *cmd, const args *a)
                      json_number_value(json_object_get(g, "lag_seconds")));
         }
         printf("%-16s %-12s %10lld %10s %12s %9s %11lld  %s\n", str_or(g, "region", "?"),
-               json_is_true(json_object_get(g, "connected")) ? "connected" : "disconnected",
+               json_object_get(g, "revoked_at")                ? "revoked"
+               : json_is_true(json_object_get(g, "connected")) ? "connected"
+                                                               : "disconnected",
                int_of(g, "last_seq"), head, lag, lags, int_of(g, "quarantined"),
                str_or(g, "last_contact", "-"));
         if (json_string_value(json_object_get(g, "last_error")))
             printf("%-16s last error: %s\n", "", str_or(g, "last_error", ""));
+        if (json_object_get(g, "revoked_at"))
+            printf("%-16s revoked at %s (its data stays)\n", "", str_or(g, "revoked_at", ""));
+        if (json_object_get(g, "cert_not_after"))
+            printf("%-16s certificate valid until %s\n", "", str_or(g, "cert_not_after", ""));
     }
     printf("%zu region(s)\n", json_array_size(items));
     json_decref(res);

@@ -349,3 +349,93 @@ char *sg_cert_to_pem(X509 *cert)
     BIO_free(b);
     return out;
 }
+
+int sg_key_load(EVP_PKEY **out, const char *path, sg_err *err)
+{
+    char why[256];
+    FILE *f = fopen(path, "r");
+    *out = NULL;
+    if (f == NULL)
+        return sg_err_set(err, SG_ECONFIG, "key %s: cannot read: %s", path, strerror(errno));
+    *out = PEM_read_PrivateKey(f, NULL, no_password_cb, NULL);
+    fclose(f);
+    if (*out == NULL)
+        return sg_err_set(err, SG_ECONFIG, "key %s: not an unencrypted PEM private key: %s", path,
+                          ossl_why(why, sizeof(why)));
+    return 0;
+}
+
+char *sg_csr_pem(EVP_PKEY *key, const char *cn)
+{
+    X509_REQ *req = X509_REQ_new();
+    BIO *b = BIO_new(BIO_s_mem());
+    BUF_MEM *mem = NULL;
+    char *pem = NULL;
+    if (req != NULL && b != NULL && X509_REQ_set_version(req, 0) == 1 &&
+        X509_REQ_set_pubkey(req, key) == 1 &&
+        X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
+                                   (const unsigned char *)cn, -1, -1, 0) == 1 &&
+        X509_REQ_sign(req, key, EVP_sha256()) > 0 && PEM_write_bio_X509_REQ(b, req) == 1 &&
+        BIO_get_mem_ptr(b, &mem) == 1 && (pem = malloc(mem->length + 1)) != NULL) {
+        memcpy(pem, mem->data, mem->length);
+        pem[mem->length] = '\0';
+    }
+    ERR_clear_error();
+    BIO_free(b);
+    X509_REQ_free(req);
+    return pem;
+}
+
+X509 *sg_cert_from_pem(const char *pem, size_t len)
+{
+    BIO *b = BIO_new_mem_buf(pem, (int)len);
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, no_password_cb, NULL) : NULL;
+    ERR_clear_error();
+    BIO_free(b);
+    return x;
+}
+
+int sg_cert_file_not_after(int64_t *out, const char *path, sg_err *err)
+{
+    FILE *f = fopen(path, "r");
+    X509 *x = f ? PEM_read_X509(f, NULL, no_password_cb, NULL) : NULL;
+    struct tm tm;
+    int rc = 0;
+    if (f != NULL)
+        fclose(f);
+    ERR_clear_error();
+    if (x == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+        rc = sg_err_set(err, SG_ECONFIG, "certificate %s: cannot read it", path);
+    else
+        *out = (int64_t)timegm(&tm);
+    X509_free(x);
+    return rc;
+}
+
+int sg_cert_check_region(X509 *cert, EVP_PKEY *key, const char *region, X509 *ca, sg_err *err)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    const GENERAL_NAME *g =
+        gens && sk_GENERAL_NAME_num(gens) == 1 ? sk_GENERAL_NAME_value(gens, 0) : NULL;
+    int rc = 0;
+
+    if (X509_check_private_key(cert, key) != 1)
+        rc = sg_err_set(err, SG_EAUTH, "the certificate is not for this node's key");
+    else if (g == NULL || g->type != GEN_DNS ||
+             strcmp((const char *)ASN1_STRING_get0_data(g->d.dNSName), region) != 0)
+        rc = sg_err_set(err, SG_EAUTH, "the certificate does not name region %s alone", region);
+    else if (store == NULL || ctx == NULL || X509_STORE_add_cert(store, ca) != 1 ||
+             X509_STORE_CTX_init(ctx, store, cert, NULL) != 1 ||
+             X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1 ||
+             X509_verify_cert(ctx) != 1)
+        rc = sg_err_set(err, SG_EAUTH, "the certificate does not verify against the CA: %s",
+                        ctx ? X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx))
+                            : "out of memory");
+    ERR_clear_error();
+    GENERAL_NAMES_free(gens);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    return rc;
+}

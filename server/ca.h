@@ -57,6 +57,19 @@ int sg_ca_issue(X509 **out, const sg_ca *ca, EVP_PKEY *pub, sg_cert_kind kind, c
  * --discovery-token-ca-cert-hash): out must hold SG_CA_PIN_LEN + 1 bytes. */
 int sg_cert_pin(char *out, X509 *cert, sg_err *err);
 
+/* Loads an unencrypted PEM private key (SG_ECONFIG naming the file). */
+int sg_key_load(EVP_PKEY **out, const char *path, sg_err *err);
+/* A PEM certificate request for key with subject CN=cn, signed by key: a new malloc'd string,
+ * or NULL. */
+char *sg_csr_pem(EVP_PKEY *key, const char *cn);
+/* The notAfter of the first certificate in a PEM file, as Unix time (SG_ECONFIG if unreadable). */
+int sg_cert_file_not_after(int64_t *out, const char *path, sg_err *err);
+/* Checks a certificate a node was given: it carries key, names exactly region (one DNS name)
+ * and verifies against ca as a client certificate. 0, or SG_EAUTH with the reason. */
+int sg_cert_check_region(X509 *cert, EVP_PKEY *key, const char *region, X509 *ca, sg_err *err);
+/* Reads the first certificate of PEM text (len bytes), or NULL. */
+X509 *sg_cert_from_pem(const char *pem, size_t len);
+
 /* A certificate as PEM text in a new malloc'd string, or NULL (out of memory). */
 char *sg_cert_to_pem(X509 *cert);
 

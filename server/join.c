@@ -17,9 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 #include <uv.h>
 
 #include "ca.h"
@@ -118,78 +115,24 @@ static void on_close(sg_link *l, int code, const char *why, void *arg)
 
 static const sg_link_cbs join_cbs = {on_open, on_msg, NULL, on_close};
 
-/* A CSR for key naming region, as PEM (malloc'd) or NULL. */
-static char *make_csr(EVP_PKEY *key, const char *region)
-{
-    X509_REQ *req = X509_REQ_new();
-    BIO *b = BIO_new(BIO_s_mem());
-    BUF_MEM *mem;
-    char *pem = NULL;
-    if (req != NULL && b != NULL && X509_REQ_set_version(req, 0) == 1 &&
-        X509_REQ_set_pubkey(req, key) == 1 &&
-        X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
-                                   (const unsigned char *)region, -1, -1, 0) == 1 &&
-        X509_REQ_sign(req, key, EVP_sha256()) > 0 && PEM_write_bio_X509_REQ(b, req) == 1 &&
-        BIO_get_mem_ptr(b, &mem) == 1)
-        pem = dup_n(mem->data, mem->length);
-    BIO_free(b);
-    X509_REQ_free(req);
-    return pem;
-}
-
-static X509 *read_pem_cert(const char *pem)
-{
-    BIO *b = BIO_new_mem_buf(pem, -1);
-    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-    BIO_free(b);
-    return x;
-}
-
-/* Checks what the hub sent: the CA has the token's pin, the certificate verifies against it as
- * a client certificate, carries key, and names exactly region. */
+/* Checks what the hub sent: the CA has the token's pin, and the certificate carries key, names
+ * exactly the region and verifies against that CA (ca.h, sg_cert_check_region). */
 static int check_answer(const join_run *j, EVP_PKEY *key, char *why, size_t cap)
 {
-    X509 *cert = read_pem_cert(j->cert_pem), *ca = read_pem_cert(j->ca_pem);
-    X509_STORE *store = X509_STORE_new();
-    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    GENERAL_NAMES *gens = NULL;
+    X509 *cert = sg_cert_from_pem(j->cert_pem, strlen(j->cert_pem));
+    X509 *ca = sg_cert_from_pem(j->ca_pem, strlen(j->ca_pem));
     char pin[SG_CA_PIN_LEN + 1];
     sg_err err = {0};
     int ok = -1;
 
-    if (cert == NULL || ca == NULL || store == NULL || ctx == NULL) {
+    if (cert == NULL || ca == NULL)
         snprintf(why, cap, "the hub's answer holds no readable certificate");
-        goto done;
-    }
-    if (sg_cert_pin(pin, ca, &err) < 0 || strcmp(pin, j->t->pin) != 0) {
+    else if (sg_cert_pin(pin, ca, &err) < 0 || strcmp(pin, j->t->pin) != 0)
         snprintf(why, cap, "the CA the hub sent does not match the token's pin");
-        goto done;
-    }
-    if (X509_check_private_key(cert, key) != 1) {
-        snprintf(why, cap, "the certificate the hub sent is not for this node's key");
-        goto done;
-    }
-    gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    if (gens == NULL || sk_GENERAL_NAME_num(gens) != 1 ||
-        sk_GENERAL_NAME_value(gens, 0)->type != GEN_DNS ||
-        strcmp((const char *)ASN1_STRING_get0_data(sk_GENERAL_NAME_value(gens, 0)->d.dNSName),
-               j->t->region) != 0) {
-        snprintf(why, cap, "the certificate the hub sent does not name region %s", j->t->region);
-        goto done;
-    }
-    if (X509_STORE_add_cert(store, ca) != 1 || X509_STORE_CTX_init(ctx, store, cert, NULL) != 1 ||
-        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1 ||
-        X509_verify_cert(ctx) != 1) {
-        snprintf(why, cap, "the certificate the hub sent does not verify against its CA: %s",
-                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
-        goto done;
-    }
-    ok = 0;
-done:
-    ERR_clear_error();
-    GENERAL_NAMES_free(gens);
-    X509_STORE_CTX_free(ctx);
-    X509_STORE_free(store);
+    else if (sg_cert_check_region(cert, key, j->t->region, ca, &err) < 0)
+        snprintf(why, cap, "the hub sent a certificate this node cannot use: %s", err.msg);
+    else
+        ok = 0;
     X509_free(ca);
     X509_free(cert);
     return ok;
@@ -297,7 +240,7 @@ int sg_join_main(int argc, char **argv)
     if (sg_key_new(&key, &err) < 0 || sg_tls_ctx_new_join(&tls, t.pin, &err) < 0)
         goto fail_err;
     j.t = &t;
-    j.csr = make_csr(key, t.region);
+    j.csr = sg_csr_pem(key, t.region);
     if (j.csr == NULL) {
         snprintf(why, sizeof(why), "cannot make a certificate request");
         goto fail_why;
@@ -311,8 +254,8 @@ int sg_join_main(int argc, char **argv)
         goto fail_why;
 
     /* The hub said yes: key, certificate, CA, then the configuration. */
-    cert = read_pem_cert(j.cert_pem);
-    ca = read_pem_cert(j.ca_pem);
+    cert = sg_cert_from_pem(j.cert_pem, strlen(j.cert_pem));
+    ca = sg_cert_from_pem(j.ca_pem, strlen(j.ca_pem));
     snprintf(path, sizeof(path), "%s/node.key", pki);
     if (sg_pem_write_key(path, key, &err) < 0)
         goto fail_err;

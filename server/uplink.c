@@ -5,6 +5,11 @@
  * BACKOFF from any of them when the link closes; STOPPING is final. Moves go through up_move(),
  * which asserts the table of allowed moves.
  *
+ * Certificates: after WELCOME, when this node's certificate has less than [tls] renew_before
+ * left, the uplink sends RENEW with a CSR for the key it already has and, on the hub's CERT,
+ * checks the new certificate (its key, its region, the CA), writes it over the old one and uses
+ * it from the next connection on. The stream goes on meanwhile; nothing waits for the renewal.
+ *
  * What the region may forget: a change leaves the log only when the hub acknowledged it (ACK
  * comes after the hub's commit) and it is older than the retention window. Everything the hub
  * has not acknowledged is sent again after a reconnect, from the cursor the hub names, and the
@@ -17,9 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+
 #include "apply.h"
+#include "ca.h"
 #include "link.h"
 #include "log.h"
 #include "sangam/batch.h"
@@ -74,12 +83,15 @@ struct sg_uplink {
     unsigned rand_state;     /* jitter */
     char last_error[SG_ERR_MSG_MAX];
     char connected_since[32];
+    int64_t cert_not_after; /* this node's certificate's notAfter (Unix time), 0 if unknown */
+    int renew_pending;      /* a RENEW awaits its CERT on this link */
     void (*done)(void *);
     void *done_arg;
 };
 
 static void pump(sg_uplink *u);
 static void attempt(sg_uplink *u);
+static void maybe_renew(sg_uplink *u);
 
 static void up_move(sg_uplink *u, enum up_state to)
 {
@@ -335,6 +347,8 @@ static void on_welcome(sg_uplink *u, const sg_msg *m)
     sg_outbox_acked(u->st, m->seq, &err);
     sg_now_iso(u->connected_since);
     up_move(u, U_STREAMING);
+    u->renew_pending = 0;
+    maybe_renew(u);
     sg_link_keepalive(u->link, (uint64_t)u->cfg->keepalive_ms);
     sg_log(SG_LOG_INFO, "uplink_connected", "hub=%s hub_id=%.*s cursor=%llu local_seq=%lld",
            u->cfg->hub_address, (int)m->node_len, m->node, (unsigned long long)m->seq,
@@ -346,6 +360,74 @@ static void on_welcome(sg_uplink *u, const sg_msg *m)
         }
     }
     pump(u);
+}
+
+/* The hub's answer to RENEW: a certificate for this node's key and region, signed by the CA
+ * this node trusts, or the link is refused. Written over [tls] cert; used from the next
+ * connection. */
+static void on_cert(sg_uplink *u, const sg_msg *m)
+{
+    X509 *cert = sg_cert_from_pem(m->pem, m->pem_len), *ca = NULL;
+    EVP_PKEY *key = NULL;
+    sg_tls_ctx *tls = NULL;
+    sg_err err = {0};
+    char q[SG_ERR_MSG_MAX];
+    FILE *f = fopen(u->cfg->tls_ca, "r");
+
+    u->renew_pending = 0;
+    ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    if (cert == NULL || ca == NULL)
+        sg_err_set(&err, SG_EAUTH, "the renewed certificate or [tls] ca cannot be read");
+    else if (sg_key_load(&key, u->cfg->tls_key, &err) == 0 &&
+             sg_cert_check_region(cert, key, u->cfg->id, ca, &err) == 0 &&
+             sg_pem_write_cert(u->cfg->tls_cert, cert, &err) == 0 &&
+             sg_tls_ctx_new(&tls, 0, u->cfg->tls_ca, u->cfg->tls_cert, u->cfg->tls_key, &err) ==
+                 0) {
+        sg_tls_ctx_free(u->tls); /* the live engine keeps its own reference */
+        u->tls = tls;
+        sg_cert_file_not_after(&u->cert_not_after, u->cfg->tls_cert, &err);
+        sg_log(SG_LOG_INFO, "certificate_renewed", "cert=%s not_after=%lld", u->cfg->tls_cert,
+               (long long)u->cert_not_after);
+    }
+    if (err.code != 0)
+        sg_log(SG_LOG_ERROR, "certificate_renewal_failed", "reason=%s",
+               sg_logq(q, sizeof(q), err.msg));
+    EVP_PKEY_free(key);
+    X509_free(ca);
+    X509_free(cert);
+}
+
+/* Sends RENEW when the certificate has less than [tls] renew_before left. */
+static void maybe_renew(sg_uplink *u)
+{
+    EVP_PKEY *key = NULL;
+    sg_err err = {0};
+    char *csr;
+    sg_msg m;
+    int64_t now = (int64_t)(sg_now_ms() / 1000);
+
+    if (u->renew_pending || u->link == NULL || u->cert_not_after == 0 ||
+        u->cert_not_after - now > u->cfg->renew_before_ms / 1000)
+        return;
+    if (sg_key_load(&key, u->cfg->tls_key, &err) < 0 ||
+        (csr = sg_csr_pem(key, u->cfg->id)) == NULL) {
+        EVP_PKEY_free(key);
+        sg_log(SG_LOG_ERROR, "certificate_renewal_failed", "reason=cannot_make_a_csr");
+        return;
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = SG_MSG_RENEW;
+    m.pem = csr;
+    m.pem_len = (uint32_t)strlen(csr);
+    if (sg_link_send(u->link, &m) == 0) {
+        u->renew_pending = 1;
+        sg_log(SG_LOG_INFO, "certificate_renewing", "expires_in_s=%lld",
+               (long long)(u->cert_not_after - now));
+    }
+    free(csr);
+    EVP_PKEY_free(key);
 }
 
 static void on_msg(sg_link *l, const sg_msg *m, void *arg)
@@ -378,6 +460,11 @@ static void on_msg(sg_link *l, const sg_msg *m, void *arg)
     }
     if (u->state == U_HELLO_SENT && m->type == SG_MSG_WELCOME) {
         on_welcome(u, m);
+        return;
+    }
+    if ((u->state == U_STREAMING || u->state == U_SNAPSHOT) && m->type == SG_MSG_CERT &&
+        u->renew_pending) {
+        on_cert(u, m);
         return;
     }
     if ((u->state == U_STREAMING || u->state == U_SNAPSHOT) && m->type == SG_MSG_ACK) {
@@ -553,6 +640,8 @@ int sg_uplink_start(sg_uplink **out, uv_loop_t *loop, sg_store *st, const sg_con
     rc = sg_tls_ctx_new(&u->tls, 0, cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err);
     if (rc < 0)
         goto free_u;
+    if (sg_cert_file_not_after(&u->cert_not_after, cfg->tls_cert, err) < 0)
+        u->cert_not_after = 0; /* tls.c read it; renewal just stays off */
     rc = sg_store_open_reader(&u->rd, cfg->db, err);
     if (rc < 0)
         goto free_tls;
@@ -621,6 +710,14 @@ json_t *sg_uplink_status(sg_uplink *u)
                           (json_int_t)(local > acked ? local - acked : 0), "last_error",
                           u->last_error[0] ? u->last_error : NULL, "connected_since",
                           u->connected_since[0] ? u->connected_since : NULL);
+    if (j != NULL && u->cert_not_after > 0) {
+        char at[32];
+        time_t t = (time_t)u->cert_not_after;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_object_set_new(j, "cert_not_after", json_string(at));
+    }
     if (j != NULL && u->state == U_BACKOFF)
         json_object_set_new(
             j, "next_attempt_in_ms",
