@@ -45,6 +45,11 @@ static const args_opt invite_opts[] = {
     {"address", ARGS_ADDRESS, NULL, 1, "HOST:PORT",
      "the hub address the new office dials (default: the hub's [listen] public)"},
 };
+static const args_opt restore_opts[] = {
+    {"from-hub", ARGS_FROM_HUB, NULL, 0, NULL, "restore this region's records from its hub"},
+    {"force", ARGS_FORCE, NULL, 0, NULL,
+     "even over a database that holds records (the hub's copy replaces them)"},
+};
 static const args_opt common_opts[] = {
     {"json", ARGS_JSON, NULL, 0, NULL, "print the node's JSON answer (pretty)"},
     {"node", ARGS_NODE, NULL, 1, "PATH|URL",
@@ -121,6 +126,9 @@ static void build_opts(args *a, const cli_command *cmd)
     if (cmd->opts & CLI_OPT_INVITE)
         for (size_t i = 0; i < NELEM(invite_opts); i++)
             add_opt(a, &invite_opts[i]);
+    if (cmd->opts & CLI_OPT_RESTORE)
+        for (size_t i = 0; i < NELEM(restore_opts); i++)
+            add_opt(a, &restore_opts[i]);
     if (cmd->opts & CLI_OPT_SINCE)
         for (size_t i = 0; i < NELEM(since_opts); i++)
             add_opt(a, &since_opts[i]);

@@ -36,6 +36,8 @@ typedef enum args_id {
     ARGS_STATE,
     ARGS_EXPIRES,
     ARGS_ADDRESS,
+    ARGS_FROM_HUB,
+    ARGS_FORCE,
 } args_id;
 
 typedef struct args_opt {

@@ -48,6 +48,7 @@ enum {
     CLI_OPT_SINCE = 1 << 2,      /* --since SEQ and --limit N (change log) */
     CLI_OPT_QUARANTINE = 1 << 3, /* --region R and --state S (the hub's quarantine) */
     CLI_OPT_INVITE = 1 << 4,     /* --expires D and --address HOST:PORT (hub invite) */
+    CLI_OPT_RESTORE = 1 << 5,    /* --from-hub and --force (restore) */
 };
 
 struct args;

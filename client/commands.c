@@ -472,6 +472,12 @@ const cli_command cli_commands[] = {
      "Needs --region. The changes stay in the region's own database; the hub never gets\n"
      "them. The quarantine keeps them, marked discarded, for the record."},
 
+    {NULL, "restore", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_RESTORE, "", 0, 0, replication_restore,
+     "on a region: get this region's records back from the hub (a new or rebuilt machine)",
+     "Needs --from-hub. The hub sends the region's rows as it holds them; they are applied in\n"
+     "one transaction and new writes continue after the hub's last change, so nothing is lost\n"
+     "or sent twice. Over a database that already holds records, --force is required (the\n"
+     "hub's copy replaces them). Waits until the restore is done, showing progress."},
     {NULL, "log", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_SINCE, "", 0, 0, changelog_run,
      "print the change log, one line per change: seq, time, op, table, id, data",
      "Follows the log to its end unless --limit is given."},

@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "sangam/records.h"
@@ -281,4 +283,60 @@ int replication_revoke(cli_ctx *ctx, const cli_command *cmd, const args *a)
                str_or(res, "revoked_at", "?"), int_of(res, "dropped"));
     json_decref(res);
     return CLI_EXIT_OK;
+}
+
+/* sangam restore --from-hub [--force]: POST /v1/restore, then follows /v1/status until the
+ * restore is done or failed (at most 10 minutes). */
+int replication_restore(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    json_t *body, *res = NULL;
+    int ret, tty = isatty(STDERR_FILENO);
+    char last_error[600] = "";
+
+    (void)cmd;
+    if (args_get(a, ARGS_FROM_HUB) == NULL) {
+        fprintf(stderr, "sangam: restore: say where from: --from-hub (see --help)\n");
+        return CLI_EXIT_USAGE;
+    }
+    body = json_pack("{s:b}", "force", args_get(a, ARGS_FORCE) != NULL);
+    ret = http_json(ctx->http, "POST", "/v1/restore", body, &res);
+    json_decref(body);
+    json_decref(res);
+    if (ret != CLI_EXIT_OK)
+        return ret;
+    for (int i = 0; i < 1200; i++) {
+        const json_t *r, *rs;
+        struct timespec ts = {0, 500 * 1000 * 1000};
+        res = NULL;
+        ret = http_json(ctx->http, "GET", "/v1/status", NULL, &res);
+        if (ret != CLI_EXIT_OK)
+            return ret;
+        r = json_object_get(res, "replication");
+        rs = json_object_get(r, "restore");
+        if (rs == NULL && json_object_get(r, "last_restore") != NULL) {
+            if (tty)
+                fprintf(stderr, "\r\033[K");
+            printf("%s\n", str_or(r, "last_restore", ""));
+            json_decref(res);
+            return CLI_EXIT_OK;
+        }
+        if (rs == NULL) {
+            if (tty)
+                fprintf(stderr, "\r\033[K");
+            fprintf(stderr, "sangam: restore: %s\n", str_or(r, "last_error", "it stopped"));
+            json_decref(res);
+            return CLI_EXIT_REFUSED;
+        }
+        if (tty)
+            fprintf(stderr, "\rrestoring from %s: %s, %lld rows", str_or(r, "hub", "the hub"),
+                    str_or(rs, "state", "?"), int_of(rs, "rows"));
+        snprintf(last_error, sizeof(last_error), "%s", str_or(r, "last_error", ""));
+        json_decref(res);
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr,
+            "\nsangam: restore: not done after 10 minutes (last error: %s); see sangam "
+            "status\n",
+            last_error[0] ? last_error : "none");
+    return CLI_EXIT_REFUSED;
 }

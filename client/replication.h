@@ -19,5 +19,6 @@ int replication_quarantine_act(cli_ctx *ctx, const cli_command *cmd, const args 
 int replication_invite(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_invites(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_revoke(cli_ctx *ctx, const cli_command *cmd, const args *a);
+int replication_restore(cli_ctx *ctx, const cli_command *cmd, const args *a);
 
 #endif

@@ -122,9 +122,15 @@ static const msg_schema msg_schemas[] = {
                       F_STR("csr", SR_PEM, pem)}},
     [SG_MSG_CERT] = {"CERT", 2, {F_STR("cert", SR_PEM, pem), F_STR("ca", SR_PEM, pem2)}},
     [SG_MSG_RENEW] = {"RENEW", 1, {F_STR("csr", SR_PEM, pem)}},
+    [SG_MSG_RESTORE] = {"RESTORE", 1, {F_U64("seq", seq)}},
+    [SG_MSG_RESTORE_END] = {"RESTORE_END", 2, {F_U64("seq", seq), F_U64("count", count)}},
 };
 
-#define MSG_TYPE_MAX SG_MSG_RENEW
+#define MSG_TYPE_MAX SG_MSG_RESTORE_END
+
+/* A type added to sg_msg_type needs its entry here and MSG_TYPE_MAX moved with it. */
+_Static_assert(sizeof(msg_schemas) / sizeof(msg_schemas[0]) == MSG_TYPE_MAX + 1,
+               "msg_schemas[] must end at MSG_TYPE_MAX");
 
 /* The schema of type t, or NULL when t is not a message type. */
 static const msg_schema *schema_of(int t)

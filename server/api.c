@@ -54,7 +54,10 @@ int sg_api_status_of(int code)
     case SG_ECSV:
         return 422;
     case SG_EBUSY:
+    case SG_ECONFIG: /* the node is not set up for this (a hub without [tls] ca_key) */
         return 503;
+    case SG_EAUTH:
+        return 403;
     case SG_EFULL:
         return 507;
     default:
@@ -810,6 +813,39 @@ fail:
     respond_err(out, &err);
 }
 
+/* POST /v1/restore {"force"?: bool} (region): restore this region's rows from the hub. */
+static void handle_restore(sg_api *api, const sg_http_req *req, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *body = NULL, *force;
+
+    if (req->body_len > 0 && parse_body(&body, req, &err) < 0) {
+        respond_err(out, &err);
+        return;
+    }
+    force = json_object_get(body, "force");
+    if (json_object_size(body) > (force ? 1u : 0u) || (force && !json_is_boolean(force))) {
+        json_decref(body);
+        sg_api_error(out, SG_EVALIDATE, "body must be {} or {\"force\": true|false}");
+        return;
+    }
+    if (api->uplink == NULL) {
+        json_decref(body);
+        sg_api_error(out, SG_EINVAL,
+                     strcmp(api->role, "hub") == 0
+                         ? "the hub has no hub to restore from"
+                         : "this region replicates to no hub ([hub] address is not set)");
+        return;
+    }
+    if (sg_uplink_restore(api->uplink, json_is_true(force), &err) < 0) {
+        json_decref(body);
+        respond_err(out, &err);
+        return;
+    }
+    json_decref(body);
+    respond(out, 202, json_pack("{s:s}", "restore", "requested"));
+}
+
 /* POST /v1/regions/R/revoke (hub). */
 static void handle_revoke(sg_api *api, const char *region, sg_api_resp *out)
 {
@@ -924,6 +960,14 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
             handle_changes(api, req, out);
             return;
         }
+    }
+    if (n == 2 && strcmp(seg[1], "restore") == 0) {
+        if (!method_is(req, "POST")) {
+            not_allowed(out, req, "POST");
+            return;
+        }
+        handle_restore(api, req, out);
+        return;
     }
     if (strcmp(seg[1], "invites") == 0) {
         json_t *items = NULL;

@@ -1114,3 +1114,109 @@ int sg_apply_quarantine_list(json_t **out, sg_store *st, const char *region, con
     *out = items;
     return 0;
 }
+
+/* ------------------------------------------------------------------------------------------
+ * Restore from the hub (region side)
+ */
+
+#define RESTORE_HOLD "this node is restoring its records from the hub; try again when it is done"
+
+int64_t sg_store_records(sg_store *st)
+{
+    int64_t n = 0;
+    for (size_t i = 0; sg_rectypes[i] != NULL; i++) {
+        int64_t c = sg_store_count(st, sg_rectypes[i]);
+        if (c < 0)
+            return -1;
+        n += c;
+    }
+    return n;
+}
+
+int sg_restore_begin(sg_store *st, int wipe, sg_err *err)
+{
+    size_t ntypes = 0;
+    int rc = apply_begin(st, err);
+    if (rc < 0)
+        return rc;
+    while (sg_rectypes[ntypes] != NULL)
+        ntypes++;
+    /* Children before parents, so foreign keys never see a dangling row. */
+    for (size_t i = ntypes; wipe && i-- > 0;) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DELETE FROM %s", sg_rectypes[i]->table);
+        rc = store_exec(st, sql, err, "restore: clear the records");
+        if (rc < 0)
+            goto fail;
+    }
+    if (wipe && (rc = store_exec(st, "DELETE FROM sg_changes", err, "restore: clear the log")) < 0)
+        goto fail;
+    sg_store_hold(st, RESTORE_HOLD);
+    return 0;
+fail:
+    apply_end(st, 0, err);
+    return rc;
+}
+
+int sg_restore_apply(uint64_t *out_rows, sg_store *st, const char *region, const sg_batch *b,
+                     sg_err *err)
+{
+    if (b->origin_len != strlen(region) || memcmp(b->origin, region, b->origin_len) != 0)
+        return sg_err_set(err, SG_EAUTH, "the hub sent rows of region '%.*s', not this one's",
+                          (int)(b->origin_len > 63 ? 63 : b->origin_len), b->origin);
+    for (uint32_t i = 0; i < b->nchanges; i++) {
+        const sg_change *c = &b->changes[i];
+        const sg_rectype *rt = sg_rectype_find(c->table, (ptrdiff_t)c->table_len);
+        const char *names[SG_BATCH_MAX_COLS];
+        char pk[SG_ID_MAX + 1];
+        int rc;
+
+        if (rt == NULL || c->op != SG_OP_INSERT || c->ncols > SG_BATCH_MAX_COLS ||
+            c->pk_len > SG_ID_MAX || !sg_record_id_valid(c->pk, c->pk_len))
+            return sg_err_set(err, SG_EPROTO, "restore: row %llu is not an insert of a record",
+                              (unsigned long long)c->seq);
+        cstr(pk, sizeof(pk), c->pk, c->pk_len);
+        for (uint32_t k = 0; k < c->ncols; k++) {
+            rc = check_col(rt, &c->cols[k], region, &names[k], err);
+            if (rc < 0)
+                return sg_err_wrap(err, "restore: %s %s", rt->singular, pk);
+        }
+        rc = apply_change(st, rt, region, c, pk, names, 1, err);
+        if (rc < 0)
+            return sg_err_wrap(err, "restore: %s %s", rt->singular, pk);
+        (*out_rows)++;
+    }
+    return 0;
+}
+
+int sg_restore_end(sg_store *st, uint64_t cursor, uint64_t hlc, sg_err *err)
+{
+    static const char *const steps[] = {
+        /* sg_changes is AUTOINCREMENT: its next seq is one past this row's (sqlite_sequence
+         * has no key, hence delete then insert). */
+        "DELETE FROM sqlite_sequence WHERE name = 'sg_changes' AND ?1 >= 0",
+        "INSERT INTO sqlite_sequence (name, seq) VALUES ('sg_changes', ?1)",
+        "UPDATE sg_uplink SET acked_seq = ?1",
+        "UPDATE sg_node SET hlc = max(hlc, ?2)",
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && rc == 0; i++) {
+        sqlite3_stmt *stmt;
+        rc = store_stmt(st, steps[i], &stmt, err);
+        if (rc < 0)
+            break;
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)cursor);
+        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)(hlc & INT64_MAX));
+        rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        rc = rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "restore: set the log");
+    }
+    sg_store_hold(st, NULL);
+    return apply_end(st, rc == 0, err) < 0 ? err->code : rc;
+}
+
+void sg_restore_abort(sg_store *st)
+{
+    sg_store_hold(st, NULL);
+    apply_end(st, 0, NULL);
+}

@@ -92,4 +92,21 @@ int sg_apply_quarantine_list(json_t **out, sg_store *st, const char *region, con
 int sg_outbox_snapshot_read(int *out_done, sg_store *rd, const char *region, sg_snapshot_pos *pos,
                             uint32_t max_changes, size_t max_bytes, sg_batch_enc *enc, sg_err *err);
 
+/* Region side of a restore from the hub (PROTOCOL.md 7.4, "Restore"). All of it runs in one
+ * transaction on the node's writer connection with capture off, and the store is held
+ * (sg_store_hold) so no other write slips into it:
+ * - begin opens it; with wipe, it first deletes every record and the whole change log (an
+ *   operator forced a restore over a database that had records);
+ * - apply adds the hub's rows of one BATCH (inserts of region's own rows; a row already there
+ *   is replaced), *out_rows counting them;
+ * - end sets the log so the next change is cursor + 1, records cursor as acknowledged, moves the
+ *   clock past hlc, commits and releases; abort rolls everything back and releases. */
+int sg_restore_begin(sg_store *st, int wipe, sg_err *err);
+int sg_restore_apply(uint64_t *out_rows, sg_store *st, const char *region, const sg_batch *b,
+                     sg_err *err);
+int sg_restore_end(sg_store *st, uint64_t cursor, uint64_t hlc, sg_err *err);
+void sg_restore_abort(sg_store *st);
+/* Rows in all record tables (a restore over a database that has some must be forced). */
+int64_t sg_store_records(sg_store *st);
+
 #endif

@@ -24,7 +24,7 @@
 #include "sangam/frame.h"
 #include "tls.h"
 
-enum sess_state { S_AWAIT_HELLO, S_AWAIT_JOIN, S_STREAMING, S_SNAPSHOT, S_CLOSED };
+enum sess_state { S_AWAIT_HELLO, S_AWAIT_JOIN, S_STREAMING, S_SNAPSHOT, S_RESTORE, S_CLOSED };
 
 typedef struct sess sess;
 
@@ -53,6 +53,10 @@ struct sess {
     uint64_t region_seq, region_hlc; /* the region's head, from its STATUS */
     uint64_t batches;                /* batches applied in this session */
     uint64_t changes;                /* changes applied in this session (bytes per change) */
+    sg_store *rd;                    /* RESTORE: a reader holding one read transaction */
+    sg_batch_enc *renc;              /* RESTORE: the batches of rows sent to the region */
+    sg_snapshot_pos rpos;            /* RESTORE: how far the rows have been read */
+    uint64_t rcursor;                /* RESTORE: the cursor the rows reflect */
     sess *next, *prev;
 };
 
@@ -66,10 +70,13 @@ static int allowed(enum sess_state s, int type)
         return type == SG_MSG_JOIN || type == SG_MSG_BYE || type == SG_MSG_ERROR;
     case S_STREAMING:
         return type == SG_MSG_BATCH || type == SG_MSG_SNAPSHOT_BEGIN || type == SG_MSG_STATUS ||
-               type == SG_MSG_RENEW || type == SG_MSG_BYE || type == SG_MSG_ERROR;
+               type == SG_MSG_RENEW || type == SG_MSG_RESTORE || type == SG_MSG_BYE ||
+               type == SG_MSG_ERROR;
     case S_SNAPSHOT:
         return type == SG_MSG_BATCH || type == SG_MSG_SNAPSHOT_END || type == SG_MSG_STATUS ||
                type == SG_MSG_RENEW || type == SG_MSG_BYE || type == SG_MSG_ERROR;
+    case S_RESTORE: /* the hub sends; the region waits */
+        return type == SG_MSG_BYE || type == SG_MSG_ERROR;
     default:
         return 0;
     }
@@ -82,7 +89,9 @@ static void sess_move(sess *s, enum sess_state to)
     assert((s->state == S_AWAIT_HELLO && to == S_AWAIT_JOIN) ||
            (s->state == S_AWAIT_HELLO && to == S_STREAMING) ||
            (s->state == S_STREAMING && to == S_SNAPSHOT) ||
-           (s->state == S_SNAPSHOT && to == S_STREAMING) || to == S_CLOSED);
+           (s->state == S_SNAPSHOT && to == S_STREAMING) ||
+           (s->state == S_STREAMING && to == S_RESTORE) ||
+           (s->state == S_RESTORE && to == S_STREAMING) || to == S_CLOSED);
     s->state = to;
 }
 
@@ -244,6 +253,103 @@ static void on_renew(sess *s, const sg_msg *m)
     free(cert);
 }
 
+/* Ends a restore's read side (its reader and encoder). */
+static void restore_close(sess *s)
+{
+    if (s->rd != NULL) {
+        sg_store_read_end(s->rd);
+        sg_store_close(s->rd);
+        s->rd = NULL;
+    }
+    sg_batch_enc_free(s->renc);
+    s->renc = NULL;
+}
+
+/* Sends the region's rows while the link takes them, then RESTORE_END. */
+static void restore_pump(sess *s)
+{
+    sg_err err = {0};
+    while (s->state == S_RESTORE && !sg_link_busy(s->link)) {
+        const void *buf;
+        size_t len;
+        int done = 0, rc;
+        sg_msg m;
+
+        sg_batch_enc_reset(s->renc);
+        rc = sg_outbox_snapshot_read(&done, s->rd, s->region, &s->rpos, 1000, 512 * 1024, s->renc,
+                                     &err);
+        if (rc == 0 && sg_batch_enc_count(s->renc) > 0 &&
+            (rc = sg_batch_enc_finish(s->renc, &buf, &len)) == 0) {
+            memset(&m, 0, sizeof(m));
+            m.type = SG_MSG_BATCH;
+            m.batch = buf;
+            m.batch_len = len;
+            rc = send_msg(s, &m);
+        }
+        if (rc < 0) {
+            restore_close(s);
+            sg_link_fail(s->link, rc, err.msg[0] ? err.msg : "cannot read the region's rows");
+            return;
+        }
+        if (done) {
+            memset(&m, 0, sizeof(m));
+            m.type = SG_MSG_RESTORE_END;
+            m.seq = s->rcursor;
+            m.count = s->rpos.synth;
+            restore_close(s);
+            sess_move(s, S_STREAMING);
+            sg_log(SG_LOG_INFO, "restore_sent", "region=%s rows=%llu cursor=%llu", s->region,
+                   (unsigned long long)m.count, (unsigned long long)m.seq);
+            send_msg(s, &m);
+            return;
+        }
+    }
+}
+
+/* RESTORE: the region lost changes the hub has (its head is below the cursor); send it its own
+ * rows as they stand at the cursor, read in one read transaction. */
+static void on_restore(sess *s, const sg_msg *m)
+{
+    sg_hub *hub = s->hub;
+    sg_err err = {0};
+    uint64_t cursor = 0;
+    char text[200];
+
+    if (sg_apply_cursor(&cursor, hub->st, s->region, &err) < 0) {
+        sg_link_fail(s->link, err.code, err.msg);
+        return;
+    }
+    if (m->seq >= cursor) {
+        snprintf(text, sizeof(text),
+                 "nothing to restore: the region's head %llu is not below the hub's cursor %llu",
+                 (unsigned long long)m->seq, (unsigned long long)cursor);
+        sg_link_fail(s->link, SG_EPROTO, text);
+        return;
+    }
+    if (sg_store_open_reader(&s->rd, hub->cfg->db, &err) < 0 ||
+        sg_store_read_begin(s->rd, &err) < 0 ||
+        sg_apply_cursor(&s->rcursor, s->rd, s->region, &err) < 0 ||
+        sg_batch_enc_new(&s->renc, s->region) < 0) {
+        restore_close(s);
+        sg_link_fail(s->link, err.code ? err.code : SG_ENOMEM,
+                     err.msg[0] ? err.msg : "out of memory");
+        return;
+    }
+    memset(&s->rpos, 0, sizeof(s->rpos));
+    sess_move(s, S_RESTORE);
+    sg_log(SG_LOG_INFO, "restore_begin", "region=%s region_head=%llu cursor=%llu", s->region,
+           (unsigned long long)m->seq, (unsigned long long)s->rcursor);
+    restore_pump(s);
+}
+
+static void on_drain(sg_link *l, void *arg)
+{
+    sess *s = arg;
+    (void)l;
+    if (s->state == S_RESTORE)
+        restore_pump(s);
+}
+
 static void on_batch(sess *s, const sg_msg *m)
 {
     sg_batch *b = NULL;
@@ -324,6 +430,9 @@ static void on_msg(sg_link *l, const sg_msg *m, void *arg)
         break;
     case SG_MSG_RENEW:
         on_renew(s, m);
+        break;
+    case SG_MSG_RESTORE:
+        on_restore(s, m);
         break;
     case SG_MSG_BATCH:
         on_batch(s, m);
@@ -424,6 +533,7 @@ static void on_close(sg_link *l, int code, const char *why, void *arg)
                sg_link_addr(l), sg_link_peer(l)[0] ? sg_link_peer(l) : "-", sg_strerror_name(code),
                sg_logq(q, sizeof(q), why));
     }
+    restore_close(s);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -435,7 +545,7 @@ static void on_close(sg_link *l, int code, const char *why, void *arg)
     maybe_done(hub);
 }
 
-static const sg_link_cbs hub_cbs = {on_open, on_msg, NULL, on_close};
+static const sg_link_cbs hub_cbs = {on_open, on_msg, on_drain, on_close};
 
 static void on_connection(uv_stream_t *server, int status)
 {

@@ -47,6 +47,7 @@ struct sg_store {
     stmt_slot cache[STMT_CACHE];     /* prepared statements */
     unsigned cache_next;             /* next slot to evict when full */
     int in_txn;                      /* inside sg_store_begin */
+    const char *hold;                /* why writes are refused (sg_store_hold), or NULL */
     void (*on_commit)(void *);       /* called after each successful commit, or NULL */
     void *on_commit_arg;
 };
@@ -511,10 +512,17 @@ const char *sg_store_node_id(const sg_store *st)
     return st->node_id;
 }
 
+void sg_store_hold(sg_store *st, const char *why)
+{
+    st->hold = why;
+}
+
 int sg_store_begin(sg_store *st, sg_err *err)
 {
     int rc;
 
+    if (st->hold != NULL)
+        return sg_err_set(err, SG_EBUSY, "%s", st->hold);
     if (st->in_txn)
         return sg_err_set(err, SG_EINVAL, "transaction already open");
     rc = store_exec(st, "BEGIN IMMEDIATE", err, "begin");
@@ -711,6 +719,8 @@ int sg_store_create(json_t **out, sg_store *st, const sg_rectype *rt, json_t *fi
     int rc, n = 4;
 
     *out = NULL;
+    if (st->hold != NULL)
+        return sg_err_set(err, SG_EBUSY, "%s", st->hold);
     rc = (flags & SG_WRITE_CHECKED) ? 0 : sg_store_check(st, rt, fields, 'c', flags, err);
     if (rc < 0)
         return rc;
@@ -769,6 +779,8 @@ int sg_store_update(json_t **out, sg_store *st, const sg_rectype *rt, const char
     int rc, n = 1;
 
     *out = NULL;
+    if (st->hold != NULL)
+        return sg_err_set(err, SG_EBUSY, "%s", st->hold);
     rc = sg_store_get(&old, st, rt, id, err);
     if (rc < 0)
         return rc;
@@ -839,6 +851,8 @@ int sg_store_delete(sg_store *st, const sg_rectype *rt, const char *id, sg_err *
     sqlite3_stmt *stmt;
     int rc;
 
+    if (st->hold != NULL)
+        return sg_err_set(err, SG_EBUSY, "%s", st->hold);
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", rt->table);
     rc = store_stmt(st, sql, &stmt, err);
     if (rc < 0)

@@ -59,6 +59,11 @@ void sg_store_on_commit(sg_store *st, void (*fn)(void *arg), void *arg);
  * before it next runs. */
 void sg_store_capture(sg_store *st, int on);
 
+/* While why is set (NULL releases), every other write through this store - create, update,
+ * delete, begin - is refused with SG_EBUSY and why: the region holds its writer connection in
+ * one long transaction while it restores its records from the hub. */
+void sg_store_hold(sg_store *st, const char *why);
+
 /* Transactions: begin takes the write lock at once (BEGIN IMMEDIATE). Not nestable. */
 int sg_store_begin(sg_store *st, sg_err *err);
 int sg_store_commit(sg_store *st, sg_err *err);

@@ -43,10 +43,11 @@ enum up_state {
     U_STREAMING,
     U_SNAPSHOT,
     U_STOPPING,
+    U_RESTORING,
 };
 
 static const char *const state_names[] = {"backoff",   "resolving", "connecting", "hello_sent",
-                                          "streaming", "snapshot",  "stopping"};
+                                          "streaming", "snapshot",  "stopping",   "restoring"};
 
 struct sg_uplink {
     uv_loop_t *loop;      /* borrowed */
@@ -85,6 +86,11 @@ struct sg_uplink {
     char connected_since[32];
     int64_t cert_not_after; /* this node's certificate's notAfter (Unix time), 0 if unknown */
     int renew_pending;      /* a RENEW awaits its CERT on this link */
+    int restore_requested;  /* an operator asked to restore from the hub (sg_uplink_restore) */
+    int restore_force;      /* ... over a database that holds records */
+    uint64_t restore_rows;  /* RESTORING: rows applied so far */
+    uint64_t restore_hlc;   /* RESTORING: the largest clock among them */
+    char restore_done[160]; /* the last restore's outcome, for status ("" if none) */
     void (*done)(void *);
     void *done_arg;
 };
@@ -92,6 +98,7 @@ struct sg_uplink {
 static void pump(sg_uplink *u);
 static void attempt(sg_uplink *u);
 static void maybe_renew(sg_uplink *u);
+static void on_restore_msg(sg_uplink *u, const sg_msg *m);
 
 static void up_move(sg_uplink *u, enum up_state to)
 {
@@ -101,6 +108,8 @@ static void up_move(sg_uplink *u, enum up_state to)
            (from == U_RESOLVING && to == U_CONNECTING) ||
            (from == U_CONNECTING && to == U_HELLO_SENT) ||
            (from == U_HELLO_SENT && to == U_STREAMING) ||
+           (from == U_HELLO_SENT && to == U_RESTORING) ||
+           (from == U_RESTORING && to == U_STREAMING) ||
            (from == U_STREAMING && to == U_SNAPSHOT) || (from == U_SNAPSHOT && to == U_STREAMING));
     (void)from;
     u->state = to;
@@ -318,12 +327,50 @@ static void on_welcome(sg_uplink *u, const sg_msg *m)
         sg_link_close(u->link, SG_EDB, "cannot read the change log");
         return;
     }
+    if (m->seq > (uint64_t)local && u->restore_requested) {
+        /* An operator asked for it (sangam restore --from-hub): the hub sends this region's
+         * rows, applied in one transaction with capture off; the log then goes on from the
+         * hub's cursor, so nothing is lost and nothing is sent twice. */
+        sg_msg r;
+        int64_t records = sg_store_records(u->st);
+        if (records != 0 && !u->restore_force) {
+            set_error(u, "%s", "restore refused: this database holds records (use --force)");
+            u->error_noted = 1;
+            u->restore_requested = 0;
+            sg_link_close(u->link, SG_ECONFLICT, u->last_error);
+            return;
+        }
+        if (sg_restore_begin(u->st, records != 0, &err) < 0) {
+            set_error(u, "restore failed: %s", err.msg);
+            u->error_noted = 1;
+            sg_link_close(u->link, err.code, u->last_error);
+            return;
+        }
+        memset(&r, 0, sizeof(r));
+        r.type = SG_MSG_RESTORE;
+        r.seq = (uint64_t)local;
+        u->restore_rows = 0;
+        u->restore_hlc = 0;
+        up_move(u, U_RESTORING);
+        sg_link_keepalive(u->link, (uint64_t)u->cfg->keepalive_ms);
+        sg_log(SG_LOG_INFO, "restore_begin", "hub=%s cursor=%llu local_seq=%lld wipe=%d",
+               u->cfg->hub_address, (unsigned long long)m->seq, (long long)local, records != 0);
+        sg_link_send(u->link, &r);
+        return;
+    }
+    if (u->restore_requested && m->seq <= (uint64_t)local) {
+        u->restore_requested = 0;
+        snprintf(u->restore_done, sizeof(u->restore_done),
+                 "nothing to restore: this database has every change the hub has (its log ends at "
+                 "%lld, the hub's cursor is %llu)",
+                 (long long)local, (unsigned long long)m->seq);
+    }
     if (m->seq > (uint64_t)local) {
         /* The hub has changes this database lacks: streaming over them would fork history. */
         snprintf(text, sizeof(text),
                  "the hub has applied this region up to change %llu, but this database's log "
-                 "ends at %lld: it is older than the hub's copy (restored from a backup?); not "
-                 "replicating until an operator restores it from the hub",
+                 "ends at %lld: it is older than the hub's copy (a new or restored machine?); not "
+                 "replicating until an operator runs: sangam restore --from-hub",
                  (unsigned long long)m->seq, (long long)local);
         sg_log(SG_LOG_ERROR, "uplink_refused",
                "reason=local_log_behind_hub hub_seq=%llu "
@@ -430,6 +477,59 @@ static void maybe_renew(sg_uplink *u)
     EVP_PKEY_free(key);
 }
 
+/* RESTORING: the hub's rows (BATCH) and its RESTORE_END. */
+static void on_restore_msg(sg_uplink *u, const sg_msg *m)
+{
+    sg_batch *b = NULL;
+    sg_err err = {0};
+    char q[SG_ERR_MSG_MAX];
+
+    if (m->type == SG_MSG_BATCH) {
+        if (sg_batch_decode(&b, m->batch, m->batch_len, NULL, &err) == 0) {
+            for (uint32_t i = 0; i < b->nchanges; i++)
+                if ((b->changes[i].hlc & INT64_MAX) > u->restore_hlc)
+                    u->restore_hlc = b->changes[i].hlc & INT64_MAX;
+            sg_restore_apply(&u->restore_rows, u->st, u->cfg->id, b, &err);
+        }
+        sg_batch_free(b);
+        if (err.code != 0) {
+            sg_log(SG_LOG_ERROR, "restore_failed", "reason=%s", sg_logq(q, sizeof(q), err.msg));
+            sg_link_fail(u->link, err.code, err.msg);
+        }
+        return;
+    }
+    if (m->count != u->restore_rows) {
+        snprintf(q, sizeof(q), "RESTORE_END counts %llu rows but %llu arrived",
+                 (unsigned long long)m->count, (unsigned long long)u->restore_rows);
+        sg_link_fail(u->link, SG_EGAP, q);
+        return;
+    }
+    if (sg_restore_end(u->st, m->seq, u->restore_hlc, &err) < 0) {
+        sg_log(SG_LOG_ERROR, "restore_failed", "reason=%s", sg_logq(q, sizeof(q), err.msg));
+        set_error(u, "restore failed: %s", err.msg);
+        u->error_noted = 1;
+        sg_link_close(u->link, err.code, u->last_error);
+        return;
+    }
+    u->restore_requested = 0;
+    u->restore_force = 0;
+    {
+        char now[32];
+        sg_now_iso(now);
+        snprintf(u->restore_done, sizeof(u->restore_done),
+                 "restored %llu rows from the hub at %s; the log goes on from change %llu",
+                 (unsigned long long)u->restore_rows, now, (unsigned long long)m->seq + 1);
+    }
+    sg_log(SG_LOG_INFO, "restore_done", "rows=%llu cursor=%llu",
+           (unsigned long long)u->restore_rows, (unsigned long long)m->seq);
+    u->acked = u->sent = m->seq;
+    u->inflight = 0;
+    u->head = 0;
+    u->last_status = UINT64_MAX;
+    up_move(u, U_STREAMING);
+    pump(u);
+}
+
 static void on_msg(sg_link *l, const sg_msg *m, void *arg)
 {
     sg_uplink *u = arg;
@@ -460,6 +560,10 @@ static void on_msg(sg_link *l, const sg_msg *m, void *arg)
     }
     if (u->state == U_HELLO_SENT && m->type == SG_MSG_WELCOME) {
         on_welcome(u, m);
+        return;
+    }
+    if (u->state == U_RESTORING && (m->type == SG_MSG_BATCH || m->type == SG_MSG_RESTORE_END)) {
+        on_restore_msg(u, m);
         return;
     }
     if ((u->state == U_STREAMING || u->state == U_SNAPSHOT) && m->type == SG_MSG_CERT &&
@@ -521,6 +625,11 @@ static void on_close(sg_link *l, int code, const char *why, void *arg)
 
     (void)l;
     u->link = NULL;
+    if (u->state == U_RESTORING) {
+        sg_restore_abort(u->st); /* nothing of it stays; the next connection starts over */
+        sg_log(SG_LOG_WARN, "restore_interrupted", "rows_so_far=%llu",
+               (unsigned long long)u->restore_rows);
+    }
     if (u->snap_open) {
         sg_store_read_end(u->rd);
         u->snap_open = 0;
@@ -612,7 +721,7 @@ static void on_poll(uv_timer_t *t)
     sg_uplink_notify(u);
     /* Pruning scans only acknowledged entries (a rowid range), so once a minute is cheap; a
      * short retention prunes at every poll. */
-    if (now - u->last_prune >= every || u->last_prune == 0) {
+    if (u->state != U_RESTORING && (now - u->last_prune >= every || u->last_prune == 0)) {
         int64_t n = 0;
         sg_err err = {0};
         u->last_prune = now;
@@ -710,6 +819,13 @@ json_t *sg_uplink_status(sg_uplink *u)
                           (json_int_t)(local > acked ? local - acked : 0), "last_error",
                           u->last_error[0] ? u->last_error : NULL, "connected_since",
                           u->connected_since[0] ? u->connected_since : NULL);
+    if (j != NULL && (u->restore_requested || u->state == U_RESTORING))
+        json_object_set_new(j, "restore",
+                            json_pack("{s:s, s:I}", "state",
+                                      u->state == U_RESTORING ? "running" : "requested", "rows",
+                                      (json_int_t)u->restore_rows));
+    if (j != NULL && u->restore_done[0] != '\0')
+        json_object_set_new(j, "last_restore", json_string(u->restore_done));
     if (j != NULL && u->cert_not_after > 0) {
         char at[32];
         time_t t = (time_t)u->cert_not_after;
@@ -723,4 +839,32 @@ json_t *sg_uplink_status(sg_uplink *u)
             j, "next_attempt_in_ms",
             json_integer((json_int_t)(u->next_attempt > now ? u->next_attempt - now : 0)));
     return j;
+}
+
+int sg_uplink_restore(sg_uplink *u, int force, sg_err *err)
+{
+    int64_t records = sg_store_records(u->st);
+    if (u->state == U_RESTORING)
+        return sg_err_set(err, SG_EBUSY, "a restore from the hub is already running");
+    if (records < 0)
+        return sg_err_set(err, SG_EDB, "cannot count this database's records");
+    if (records > 0 && !force)
+        return sg_err_set(err, SG_ECONFLICT,
+                          "this database holds %lld records; restoring from the hub replaces them "
+                          "with the hub's copy (use --force if that is what you want)",
+                          (long long)records);
+    if (u->state == U_STREAMING || u->state == U_SNAPSHOT)
+        return sg_err_set(err, SG_EINVAL,
+                          "nothing to restore: connected, and this database has every change "
+                          "the hub has");
+    u->restore_requested = 1;
+    u->restore_force = force;
+    u->restore_done[0] = '\0';
+    if (u->state == U_BACKOFF) {
+        /* Now, not at the end of a backoff that a refusal made long. */
+        uv_timer_stop(&u->retry);
+        attempt(u);
+    }
+    sg_log(SG_LOG_INFO, "restore_requested", "force=%d records=%lld", force, (long long)records);
+    return 0;
 }

@@ -30,6 +30,12 @@ int sg_uplink_start(sg_uplink **out, uv_loop_t *loop, sg_store *st, const sg_con
                     sg_err *err);
 /* A local write committed: send it soon. Cheap; safe to call often. */
 void sg_uplink_notify(sg_uplink *u);
+/* Asks for this region's rows from the hub (a replaced machine, a lost database): at the next
+ * WELCOME whose cursor is above this database's head, the hub's copy of the region's rows
+ * replaces the local ones in one transaction, and the log goes on from the hub's cursor.
+ * SG_ECONFLICT when the database holds records and force is 0; SG_EINVAL when connected and
+ * nothing is missing; SG_EBUSY while a restore runs. Reconnects at once if waiting. */
+int sg_uplink_restore(sg_uplink *u, int force, sg_err *err);
 /* Says BYE, closes every handle, then calls done(arg) and frees the uplink. */
 void sg_uplink_stop(sg_uplink *u, void (*done)(void *arg), void *arg);
 /* {"hub", "state", "connected", "local_seq", "acked_seq", "pending", "last_error",

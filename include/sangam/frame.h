@@ -37,6 +37,8 @@ typedef enum sg_msg_type {
     SG_MSG_JOIN = 12,          /* joiner -> hub (enrollment): [12, version, region, secret, csr] */
     SG_MSG_CERT = 13,          /* hub -> node: [13, cert, ca] (answers JOIN or RENEW) */
     SG_MSG_RENEW = 14,         /* region -> hub, after WELCOME: [14, csr] */
+    SG_MSG_RESTORE = 15,       /* region -> hub, after WELCOME: [15, seq] (send me my rows) */
+    SG_MSG_RESTORE_END = 16,   /* hub -> region: [16, seq, count] (the rows reflect cursor seq) */
 } sg_msg_type;
 
 typedef struct sg_msg {
@@ -47,9 +49,10 @@ typedef struct sg_msg {
     uint32_t node_len;
     uint32_t schema;  /* HELLO, WELCOME: database schema version of the sender */
     uint64_t seq;     /* WELCOME: last seq applied from this region; ACK: last seq applied;
-                         SNAPSHOT_BEGIN/END: the region's seq the snapshot reflects */
+                         SNAPSHOT_BEGIN/END: the region's seq the snapshot reflects;
+                         RESTORE: the region's head; RESTORE_END: the hub's cursor */
     uint64_t nonce;   /* PING, PONG */
-    uint64_t count;   /* SNAPSHOT_END: rows sent in the snapshot */
+    uint64_t count;   /* SNAPSHOT_END, RESTORE_END: rows sent */
     uint64_t hlc;     /* STATUS: the region's clock at its head */
     const char *code; /* ERROR: an error name from sangam/error.h ("unsupported") */
     uint32_t code_len;

@@ -94,7 +94,7 @@ static void check_payload(const uint8_t *p, size_t len)
             require(m.type == 0);
         return;
     }
-    require(m.type >= SG_MSG_HELLO && m.type <= SG_MSG_RENEW);
+    require(m.type >= SG_MSG_HELLO && m.type <= SG_MSG_RESTORE_END);
     check_round_trip(&m);
     if (m.type == SG_MSG_BATCH) {
         require(m.batch == p + 2 && m.batch_len == len - 2);
@@ -166,12 +166,14 @@ static void check_encoder(const uint8_t *data, size_t size)
     int rc;
 
     memset(&m, 0, sizeof(m));
-    m.type = (sg_msg_type)(take(&p, &left, 1) % 15);
+    /* Every type, and the two just outside the range (0 and SG_MSG_RESTORE_END + 1). */
+    m.type = (sg_msg_type)(take(&p, &left, 1) % (SG_MSG_RESTORE_END + 2));
     m.version = (uint32_t)(take(&p, &left, 1) % 3);
     m.schema = (uint32_t)take(&p, &left, 4);
     m.seq = take(&p, &left, 8);
     m.nonce = take(&p, &left, 8);
     m.count = take(&p, &left, 8);
+    m.hlc = take(&p, &left, 8);
     m.node_len = take_str(&m.node, &p, &left, take(&p, &left, 1) % 70);
     m.code_len = take_str(&m.code, &p, &left, take(&p, &left, 1) % 70);
     m.text_len = take_str(&m.text, &p, &left, take(&p, &left, 2) % (SG_MSG_TEXT_MAX + 8));
@@ -209,9 +211,11 @@ static void check_encoder(const uint8_t *data, size_t size)
             break;
         case SG_MSG_ACK:
         case SG_MSG_SNAPSHOT_BEGIN:
+        case SG_MSG_RESTORE:
             want.seq = m.seq;
             break;
         case SG_MSG_SNAPSHOT_END:
+        case SG_MSG_RESTORE_END:
             want.seq = m.seq;
             want.count = m.count;
             break;

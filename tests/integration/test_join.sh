@@ -159,6 +159,47 @@ else
 fi
 if ! grep -q "$secret" "$dir/hub.log"; then ok "no secret reaches the hub's log"; else not_ok "no secret reaches the hub's log"; fi
 
+# --- Restore: the office PC dies; a new machine joins as the same region and gets its rows back ---
+cs="$SANGAM --node $dir/chitrakoot/chitrakoot.sock"
+org=$($cs org add --name "Chitrakoot DIC" --kind government)
+rep=$($cs member add --name "Ravi Rep" --kind representative --org "$org")
+ses=$($cs session add --kind training --title "Dairy training" --date 2026-11-02)
+$cs session attend "$ses" "$rep" >/dev/null
+iss=$($cs issue raise --by "$rep" --category finance --title "Loan delayed")
+$cs issue update "$iss" --status in_progress --assign "$org" --note "Called the bank" >/dev/null
+$cs member update "$rep" --phone "+91 9000000001" >/dev/null
+head_c=$(sqlite3 "$dir/chitrakoot/chitrakoot.db" "SELECT seq FROM sqlite_sequence WHERE name = 'sg_changes'")
+wait_for "chitrakoot's records reach the hub" 10 \
+    "[ \"\$(hubsql \"SELECT last_seq FROM sg_regions WHERE region = 'chitrakoot'\")\" = $head_c ]"
+stop chitrakoot
+rm -rf "$dir/chitrakoot" # the machine is gone, keys and all
+tok=$(invite chitrakoot)
+expect_ok "a replacement machine joins as chitrakoot" join "$tok" chitrakoot-new
+start chitrakoot "$dir/chitrakoot-new/region.ini"
+cs="$SANGAM --node $dir/chitrakoot-new/chitrakoot.sock"
+wait_for "the new node refuses to stream over the hub's history and says what to do" 10 \
+    '$cs status | grep -q "sangam restore --from-hub"'
+$cs member add --name "Too early" --kind entrepreneur >/dev/null
+expect_fail "a restore over records needs --force" "force" $cs restore --from-hub
+expect_ok "sangam restore --from-hub --force" $cs restore --from-hub --force
+if grep -q "restored" <<<"$out"; then ok "it says what it restored"; else not_ok "it says what it restored"; fi
+same=1
+for t in organisations members sessions attendance issues issue_updates; do
+    a=$(sqlite3 "$dir/chitrakoot-new/chitrakoot.db" "SELECT * FROM $t ORDER BY id")
+    b=$(hubsql "SELECT * FROM $t WHERE region = 'chitrakoot' ORDER BY id")
+    [ "$a" = "$b" ] || { same=0; out="$t differs"; }
+done
+if [ $same = 1 ]; then ok "the restored rows equal the hub's, table by table"; else not_ok "the restored rows equal the hub's, table by table"; fi
+$cs member add --name "After restore" --kind entrepreneur >/dev/null
+wait_for "a new write after the restore reaches the hub" 10 \
+    "[ \"\$(hubsql \"SELECT count(*) FROM members WHERE name = 'After restore'\")\" = 1 ]"
+if [ "$(hubsql "SELECT count(*) - count(DISTINCT seq) FROM sg_applied WHERE region = 'chitrakoot'")" = 0 ] &&
+    [ "$(hubsql "SELECT max(seq) FROM sg_applied WHERE region = 'chitrakoot'")" = $((head_c + 1)) ]; then
+    ok "it continues from the hub's cursor: no seq applied twice, none skipped"
+else
+    not_ok "it continues from the hub's cursor: no seq applied twice, none skipped"
+fi
+
 # --- Renewal: a certificate nearing expiry is renewed over the connection, no change dropped ---
 # Bundelkhand's certificate (90 days) counts as nearing expiry once renew_before is 100 days.
 old_serial=$(openssl x509 -in "$dir/bundelkhand/pki/node.pem" -noout -serial)

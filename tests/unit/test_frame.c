@@ -417,6 +417,11 @@ static const example examples[] = {
       .pem2_len = sizeof(EX_CA) - 1}},
     {"00 00 01 68 92 0e da 01 63 " EX_CSR_HEX,
      {.type = SG_MSG_RENEW, .pem = EX_CSR, .pem_len = sizeof(EX_CSR) - 1}},
+    /* 7.3.16-7.3.17: mirzapur, its database lost, asks for its rows from an empty one (head 0);
+     * the hub sent 340 rows reflecting its cursor 1200. */
+    {"00 00 00 03 92 0f 00", {.type = SG_MSG_RESTORE, .seq = 0}},
+    {"00 00 00 08 93 10 cd 04 b0 cd 01 54",
+     {.type = SG_MSG_RESTORE_END, .seq = 1200, .count = 340}},
 };
 #define NEXAMPLES (sizeof(examples) / sizeof(examples[0]))
 
@@ -435,7 +440,7 @@ static void test_examples(void **state)
 {
     size_t blen;
     uint8_t *bbuf = hex(BATCH_EXAMPLE_HEX, &blen);
-    int seen[SG_MSG_RENEW + 1] = {0};
+    int seen[SG_MSG_RESTORE_END + 1] = {0};
 
     (void)state;
     assert_int_equal(blen, 213);
@@ -467,7 +472,7 @@ static void test_examples(void **state)
         test_free(copy);
         test_free(frame);
     }
-    for (int t = SG_MSG_HELLO; t <= SG_MSG_RENEW; t++)
+    for (int t = SG_MSG_HELLO; t <= SG_MSG_RESTORE_END; t++)
         assert_int_equal(seen[t], 1);
     test_free(bbuf);
 }
@@ -615,6 +620,8 @@ static void test_round_trip_every_type(void **state)
             {.type = SG_MSG_SNAPSHOT_BEGIN, .seq = u64s[i]},
             {.type = SG_MSG_SNAPSHOT_END, .seq = u64s[i], .count = u64s[(i + 3) % 12]},
             {.type = SG_MSG_STATUS, .seq = u64s[i], .hlc = u64s[(i + 5) % 12]},
+            {.type = SG_MSG_RESTORE, .seq = u64s[i]},
+            {.type = SG_MSG_RESTORE_END, .seq = u64s[i], .count = u64s[(i + 7) % 12]},
         };
         for (size_t k = 0; k < sizeof(ms) / sizeof(ms[0]); k++)
             round_trip(&ms[k]);
@@ -705,6 +712,10 @@ static void test_any_width_accepted(void **state)
         {"93 0d d9 01 41 da 00 01 42", "93 0d a1 41 a1 42"},
         {"dd 00 00 00 02 0e db 00 00 00 01 41", "92 0e a1 41"},
         {"92 0e da 00 20 " EX_SECRET_HEX, "92 0e d9 20 " EX_SECRET_HEX},
+        {"92 0f cc 00", "92 0f 00"},
+        {"dc 00 02 0f d3 00 00 00 00 00 00 04 b0", "92 0f cd 04 b0"},
+        {"93 10 ce 00 00 04 b0 d1 01 54", "93 10 cd 04 b0 cd 01 54"},
+        {"dd 00 00 00 03 10 d0 00 cf 00 00 00 00 00 00 00 03", "93 10 00 03"},
     };
 
     (void)state;
@@ -761,6 +772,8 @@ static const shape shapes[] = {
      {"0c", "01", "a8 6d 69 72 7a 61 70 75 72", "d9 20 " EX_SECRET_HEX, "a1 41"}},
     {"CERT", "tss", {"type", "cert", "ca"}, {"0d", "a1 41", "a1 42"}},
     {"RENEW", "ts", {"type", "csr"}, {"0e", "a1 41"}},
+    {"RESTORE", "tu", {"type", "seq"}, {"0f", "00"}},
+    {"RESTORE_END", "tuu", {"type", "seq", "count"}, {"10", "cd 04 b0", "cd 01 54"}},
 };
 
 /* A replacement element, its msgpack family name, and what kind of integer it is. */
@@ -841,7 +854,7 @@ static void test_wrong_type_every_position(void **state)
                     if (wr->intkind != 0) {
                         want = SG_EFORMAT;
                         snprintf(msg, sizeof(msg),
-                                 "message type: must be one byte, a positive fixint 0x01-0x0e");
+                                 "message type: must be one byte, a positive fixint 0x01-0x10");
                     } else {
                         want = SG_ETYPE;
                         snprintf(msg, sizeof(msg), "message type: expected int, got %s",
@@ -920,11 +933,13 @@ static void test_head(void **state)
     refuse_hex("90", SG_EFORMAT, "message: empty array; expected [type, ...]");
     refuse_hex("dc 00 00", SG_EFORMAT, "message: empty array; expected [type, ...]");
     refuse_hex("92 00 07", SG_EFORMAT, "unknown message type 0");
-    refuse_hex("92 0f 07", SG_EFORMAT, "unknown message type 15");
+    refuse_hex("92 11 07", SG_EFORMAT, "unknown message type 17");
     refuse_hex("92 7f 07", SG_EFORMAT, "unknown message type 127");
-    refuse_hex("91 0f", SG_EFORMAT, "unknown message type 15");
+    refuse_hex("91 11", SG_EFORMAT, "unknown message type 17");
     /* The head is judged before the rest, however hostile. */
-    refuse_hex("dd ff ff ff ff 0f", SG_EFORMAT, "unknown message type 15");
+    refuse_hex("dd ff ff ff ff 11", SG_EFORMAT, "unknown message type 17");
+    refuse_hex("dd ff ff ff ff 10", SG_EFORMAT,
+               "RESTORE_END: expected 3 elements [type, seq, count], got 4294967295");
     refuse_hex("dd ff ff ff ff 0e", SG_EFORMAT,
                "RENEW: expected 2 elements [type, csr], got 4294967295");
 }
@@ -962,6 +977,12 @@ static void test_element_counts(void **state)
                "CERT: expected 3 elements [type, cert, ca], got 4");
     refuse_hex("91 0e", SG_EFORMAT, "RENEW: expected 2 elements [type, csr], got 1");
     refuse_hex("93 0e a1 41 a1 41", SG_EFORMAT, "RENEW: expected 2 elements [type, csr], got 3");
+    refuse_hex("91 0f", SG_EFORMAT, "RESTORE: expected 2 elements [type, seq], got 1");
+    refuse_hex("93 0f 00 00", SG_EFORMAT, "RESTORE: expected 2 elements [type, seq], got 3");
+    refuse_hex("92 10 cd 04 b0", SG_EFORMAT,
+               "RESTORE_END: expected 3 elements [type, seq, count], got 2");
+    refuse_hex("94 10 cd 04 b0 03 03", SG_EFORMAT,
+               "RESTORE_END: expected 3 elements [type, seq, count], got 4");
     /* The count is judged before the structure: the bytes do not hold 15 elements. */
     refuse_hex("9f 05 07", SG_EFORMAT, "PING: expected 2 elements [type, nonce], got 15");
     refuse_hex("dd ff ff ff ff 05 07", SG_EFORMAT,
@@ -1061,9 +1082,10 @@ static void test_version_negotiation(void **state)
     refuse_hex("95 0c ff", SG_EFORMAT, "JOIN: version: must not be negative, got -1");
     refuse_hex("95 0c", SG_ETRUNC, "JOIN: at byte 2: input ends before the version");
     refuse_hex("95 0c 01 c1 c1 c1", SG_EFORMAT, "JOIN: at byte 3: reserved type byte 0xc1");
-    /* Other types carry no version: an ACK is an ACK, a RENEW a RENEW. */
+    /* Other types carry no version: an ACK is an ACK, a RENEW a RENEW, a RESTORE a RESTORE. */
     refuse_hex("92 0e 02", SG_ETYPE, "RENEW: csr: expected str, got int");
     refuse_hex("92 04 02 00", SG_ETRAILING, NULL);
+    refuse_hex("92 0f 02 00", SG_ETRAILING, "RESTORE: 1 trailing byte(s) after the 3-byte message");
 }
 
 /* ---- the frame header ---- */
@@ -1701,7 +1723,7 @@ static void test_batch_body(void **state)
     refuse_hex("91 03", SG_EFORMAT,
                "BATCH: must begin with the bytes 92 03 (fixarray of 2, type 3)");
     refuse_hex("92 cc 03 c0", SG_EFORMAT,
-               "message type: must be one byte, a positive fixint 0x01-0x0e");
+               "message type: must be one byte, a positive fixint 0x01-0x10");
 
     /* One value that is not a batch passes the frame; sg_batch_decode refuses it. */
     copy = decode_expect(&m, "\x92\x03\xc0", 3, 0, &err);
@@ -1739,6 +1761,30 @@ static void test_nesting_non_batch(void **state)
                "JOIN: secret: expected str, got map");
     refuse_hex("95 0c 01 a1 6d d9 20 " EX_SECRET_HEX " df 00 00 00 09", SG_ETOOBIG,
                "JOIN: at byte 39: map of 9 pairs exceeds the limit of 8");
+    /* The same limits for the restore messages. */
+    refuse_hex("92 0f 91 91 91 01", SG_ETYPE, "RESTORE: seq: expected uint, got array");
+    refuse_hex("92 0f 91 91 91 91 01", SG_EDEPTH, "RESTORE: at byte 5: nesting deeper than 4");
+    refuse_hex("93 10 00 99 01 02 03 04 05 06 07 08 09", SG_ETOOBIG,
+               "RESTORE_END: at byte 3: array of 9 elements exceeds the limit of 8");
+    refuse_hex("93 10 00 df 00 00 00 01 00 00", SG_ETYPE,
+               "RESTORE_END: count: expected uint, got map");
+    /* 64-bit fields: every uint64 value fits; a negative one of any width does not. */
+    refuse_hex("92 0f ff", SG_EFORMAT, "RESTORE: seq: must not be negative, got -1");
+    refuse_hex("92 0f d3 80 00 00 00 00 00 00 00", SG_EFORMAT,
+               "RESTORE: seq: must not be negative, got -9223372036854775808");
+    refuse_hex("93 10 cd 04 b0 d0 80", SG_EFORMAT,
+               "RESTORE_END: count: must not be negative, got -128");
+    refuse_hex("93 10 e0 01", SG_EFORMAT, "RESTORE_END: seq: must not be negative, got -32");
+    {
+        sg_msg m;
+        sg_err err;
+        uint8_t *copy = decode_expect(
+            &m, "\x93\x10\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xd3\x7f\xff\xff\xff\xff\xff\xff\xff",
+            20, 0, &err);
+        assert_int_equal(m.type, SG_MSG_RESTORE_END);
+        assert_true(m.seq == UINT64_MAX && m.count == (uint64_t)INT64_MAX);
+        test_free(copy);
+    }
     /* A 32-bit field holding a larger value. */
     refuse_hex("94 01 01 a1 6d cf 00 00 00 01 00 00 00 00", SG_EFORMAT,
                "HELLO: schema: 4294967296 does not fit in 32 bits");
@@ -1752,7 +1798,8 @@ static void test_encode_refuses(void **state)
     static const char two_values[] = "\xc0\xc0";
     const sg_msg bad[] = {
         {.type = 0},
-        {.type = (sg_msg_type)15},
+        {.type = (sg_msg_type)17},
+        {.type = (sg_msg_type)127},
         {.type = (sg_msg_type)-1},
         {.type = SG_MSG_HELLO, .version = 2, .node = S("mirzapur")},
         {.type = SG_MSG_HELLO, .version = 0, .node = S("mirzapur")},
@@ -1816,13 +1863,15 @@ static void test_encode_refuses(void **state)
 static void test_msg_name(void **state)
 {
     static const char *const names[] = {
-        "UNKNOWN", "HELLO",          "WELCOME",      "BATCH",  "ACK",  "PING", "PONG", "ERROR",
-        "BYE",     "SNAPSHOT_BEGIN", "SNAPSHOT_END", "STATUS", "JOIN", "CERT", "RENEW"};
+        "UNKNOWN", "HELLO", "WELCOME", "BATCH",          "ACK",          "PING",
+        "PONG",    "ERROR", "BYE",     "SNAPSHOT_BEGIN", "SNAPSHOT_END", "STATUS",
+        "JOIN",    "CERT",  "RENEW",   "RESTORE",        "RESTORE_END"};
 
     (void)state;
-    for (int t = 0; t <= SG_MSG_RENEW; t++)
+    assert_int_equal(sizeof(names) / sizeof(names[0]), SG_MSG_RESTORE_END + 1);
+    for (int t = 0; t <= SG_MSG_RESTORE_END; t++)
         assert_string_equal(sg_msg_name(t), names[t]);
-    assert_string_equal(sg_msg_name(15), "UNKNOWN");
+    assert_string_equal(sg_msg_name(17), "UNKNOWN");
     assert_string_equal(sg_msg_name(-1), "UNKNOWN");
     assert_string_equal(sg_msg_name(0x7fffffff), "UNKNOWN");
 }
