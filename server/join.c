@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sqlite3.h>
 #include <uv.h>
 
 #include "ca.h"
@@ -39,9 +40,32 @@ typedef struct join_run {
     int code;
 } join_run;
 
+/* Checks that the database at path is a node database of region (its sg_node row). */
+static int check_db(const char *path, const char *region, char *why, size_t cap)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    int rc = -1;
+
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT id, role FROM sg_node", -1, &stmt, NULL) != SQLITE_OK ||
+        sqlite3_step(stmt) != SQLITE_ROW)
+        snprintf(why, cap, "not a Sangam node database");
+    else if (strcmp((const char *)sqlite3_column_text(stmt, 1), "region") != 0 ||
+             strcmp((const char *)sqlite3_column_text(stmt, 0), region) != 0)
+        snprintf(why, cap, "it belongs to %s '%s', not region '%s'",
+                 (const char *)sqlite3_column_text(stmt, 1),
+                 (const char *)sqlite3_column_text(stmt, 0), region);
+    else
+        rc = 0;
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return rc;
+}
+
 static void join_usage(FILE *f)
 {
-    fprintf(f, "usage: sangamd join TOKEN --dir DIR\n"
+    fprintf(f, "usage: sangamd join TOKEN --dir DIR [--db PATH]\n"
                "\n"
                "Joins this machine to a Sangam hub as a new region, with the one-time TOKEN that\n"
                "'sangam hub invite REGION' printed at the hub. Makes the node's key here (it\n"
@@ -50,6 +74,8 @@ static void join_usage(FILE *f)
                "  sangamd --config DIR/region.ini\n"
                "\n"
                "  --dir DIR   where to put the configuration, keys and database\n"
+               "  --db PATH   an existing database of this region (a node that ran on its own):\n"
+               "              all of its records go to the hub on the first connection\n"
                "  -h, --help  this text\n");
 }
 
@@ -182,9 +208,11 @@ static int exchange(join_run *j, sg_tls_ctx *tls)
 int sg_join_main(int argc, char **argv)
 {
     static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"db", required_argument, NULL, 'b'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *dir = NULL, *token = NULL;
+    const char *dir = NULL, *token = NULL, *db_arg = NULL;
+    char db[PATH_MAX + 64];
     char pki[PATH_MAX], path[PATH_MAX + 32], why[PATH_MAX + 128], ini[2048];
     sg_token t;
     join_run j;
@@ -201,6 +229,9 @@ int sg_join_main(int argc, char **argv)
         switch (opt) {
         case 'd':
             dir = optarg;
+            break;
+        case 'b':
+            db_arg = optarg;
             break;
         case 'h':
             join_usage(stdout);
@@ -223,6 +254,22 @@ int sg_join_main(int argc, char **argv)
     if (strlen(dir) + strlen(t.region) > 90) {
         fprintf(stderr, "sangamd join: --dir %s: too long a path for the API socket\n", dir);
         return 2;
+    }
+    if (db_arg != NULL) {
+        /* A region that has been working on its own joins with its data: the database must
+         * exist and be this region's; all of it goes to the hub on the first connection. */
+        char real[PATH_MAX];
+        if (realpath(db_arg, real) == NULL) {
+            fprintf(stderr, "sangamd join: --db %s: %s\n", db_arg, strerror(errno));
+            return 2;
+        }
+        if (check_db(real, t.region, why, sizeof(why)) < 0) {
+            fprintf(stderr, "sangamd join: --db %s: %s\n", db_arg, why);
+            return 1;
+        }
+        snprintf(db, sizeof(db), "%s", real);
+    } else {
+        snprintf(db, sizeof(db), "%s.db", t.region);
     }
     snprintf(pki, sizeof(pki), "%s/pki", dir);
     snprintf(path, sizeof(path), "%s/region.ini", dir);
@@ -270,7 +317,7 @@ int sg_join_main(int argc, char **argv)
              "[node]\n"
              "role = region\n"
              "id = %s\n"
-             "db = %s.db              ; this region's records (made on first start)\n"
+             "db = %s ; this region's records (made on first start if missing)\n"
              "[api]\n"
              "socket = %s.sock        ; local API: sangam --node %s/%s.sock ...\n"
              "[hub]\n"
@@ -284,7 +331,7 @@ int sg_join_main(int argc, char **argv)
              "retention = 7d          ; keep acknowledged log entries this long\n"
              "[log]\n"
              "level = info\n",
-             t.region, t.region, t.region, t.region, dir, t.region, t.hub);
+             t.region, t.region, db, t.region, dir, t.region, t.hub);
     snprintf(path, sizeof(path), "%s/region.ini", dir);
     if (init_write_new(path, ini, 0640, why, sizeof(why)) < 0)
         goto fail_why;

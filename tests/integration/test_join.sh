@@ -159,6 +159,31 @@ else
 fi
 if ! grep -q "$secret" "$dir/hub.log"; then ok "no secret reaches the hub's log"; else not_ok "no secret reaches the hub's log"; fi
 
+# --- A region that worked on its own joins with its data ---
+mkdir -p "$dir/kashi-alone"
+cat >"$dir/kashi-alone/kashi.ini" <<INI
+[node]
+role = region
+id = kashi
+db = kashi.db
+[api]
+socket = kashi.sock
+INI
+start kashi "$dir/kashi-alone/kashi.ini"
+for i in 1 2 3; do
+    "$SANGAM" --node "$dir/kashi-alone/kashi.sock" member add --name "Kashi $i" --kind entrepreneur >/dev/null
+done
+stop kashi
+tok=$(invite kashi)
+expect_fail "join --db refuses another region's database" "not region 'kashi'" \
+    "$SANGAMD" join "$tok" --dir "$dir/kashi-wrong" --db "$dir/bundelkhand/bundelkhand.db"
+expect_ok "a standalone region joins with its database" \
+    "$SANGAMD" join "$tok" --dir "$dir/kashi" --db "$dir/kashi-alone/kashi.db"
+start kashi "$dir/kashi/region.ini"
+wait_for "everything it had reaches the hub" 10 \
+    "[ \"\$(hubsql \"SELECT count(*) FROM members WHERE region = 'kashi'\")\" = 3 ]"
+stop kashi
+
 # --- Restore: the office PC dies; a new machine joins as the same region and gets its rows back ---
 cs="$SANGAM --node $dir/chitrakoot/chitrakoot.sock"
 org=$($cs org add --name "Chitrakoot DIC" --kind government)
