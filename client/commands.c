@@ -460,6 +460,12 @@ const cli_command cli_commands[] = {
      "on the hub: cut a region off: its connection is dropped and every later one refused",
      "Its data already at the hub stays, marked as from a revoked region. Its open invites\n"
      "expire. The revocation survives restarts."},
+    {"hub", "backup", NULL, CLI_FIELDS_NONE, NULL, 0, "FILE", 1, 1, replication_backup,
+     "an online backup of the node's database to FILE (a new file), while it keeps serving",
+     "Waits until the copy is written, checked and in place. FILE is on the node's machine;\n"
+     "a relative name is taken from this directory. To restore: stop the node, copy FILE\n"
+     "over its database (and remove the -wal and -shm files beside it), start it; regions\n"
+     "resend whatever the backup lacks. Works on a region's node too."},
     {"quarantine", "list", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_QUARANTINE, "", 0, 0,
      replication_quarantine_list, "on the hub: changes refused from regions, with the reason",
      "A refused batch is held whole; its region cannot stream past it until an operator\n"

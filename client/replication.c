@@ -5,6 +5,7 @@
  */
 #include "replication.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -219,8 +220,9 @@ int replication_invite(cli_ctx *ctx, const cli_command *cmd, const args *a)
         printf("%s\n", str_or(res, "token", ""));
         fprintf(stderr,
                 "Invite for region %s, good until %s, usable once. On the new machine:\n"
-                "  sangamd join <the line above> --dir /var/lib/sangam\n",
-                str_or(res, "region", "?"), str_or(res, "expires_at", "?"));
+                "  sangamd join <the line above> --dir /var/lib/sangam/%s\n",
+                str_or(res, "region", "?"), str_or(res, "expires_at", "?"),
+                str_or(res, "region", "REGION"));
     }
     json_decref(res);
     return CLI_EXIT_OK;
@@ -338,5 +340,56 @@ int replication_restore(cli_ctx *ctx, const cli_command *cmd, const args *a)
             "\nsangam: restore: not done after 10 minutes (last error: %s); see sangam "
             "status\n",
             last_error[0] ? last_error : "none");
+    return CLI_EXIT_REFUSED;
+}
+
+/* sangam hub backup FILE: POST /v1/backup, then GET /v1/backup until it is done. */
+int replication_backup(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    const char *file = a->operand[0];
+    char path[PATH_MAX + 256], cwd[PATH_MAX];
+    json_t *body, *res = NULL;
+    int ret;
+
+    (void)cmd;
+    if (file[0] == '/')
+        snprintf(path, sizeof(path), "%s", file);
+    else if (getcwd(cwd, sizeof(cwd)) != NULL)
+        snprintf(path, sizeof(path), "%s/%s", cwd, file);
+    else {
+        fprintf(stderr, "sangam: hub backup: cannot tell the current directory; give an "
+                        "absolute path\n");
+        return CLI_EXIT_USAGE;
+    }
+    body = json_pack("{s:s}", "path", path);
+    ret = http_json(ctx->http, "POST", "/v1/backup", body, &res);
+    json_decref(body);
+    json_decref(res);
+    if (ret != CLI_EXIT_OK)
+        return ret;
+    for (int i = 0; i < 36000; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        const char *state;
+        res = NULL;
+        ret = http_json(ctx->http, "GET", "/v1/backup", NULL, &res);
+        if (ret != CLI_EXIT_OK)
+            return ret;
+        state = str_or(res, "state", "?");
+        if (strcmp(state, "running") != 0) {
+            if (ctx->json)
+                table_json(stdout, res);
+            else if (strcmp(state, "done") == 0)
+                printf("backed up to %s (%lld bytes, checked)\n", str_or(res, "path", path),
+                       int_of(res, "bytes"));
+            else
+                fprintf(stderr, "sangam: hub backup: %s\n", str_or(res, "error", state));
+            ret = strcmp(state, "done") == 0 ? CLI_EXIT_OK : CLI_EXIT_REFUSED;
+            json_decref(res);
+            return ret;
+        }
+        json_decref(res);
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "sangam: hub backup: still running after an hour; see GET /v1/backup\n");
     return CLI_EXIT_REFUSED;
 }

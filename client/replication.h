@@ -20,5 +20,6 @@ int replication_invite(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_invites(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_revoke(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_restore(cli_ctx *ctx, const cli_command *cmd, const args *a);
+int replication_backup(cli_ctx *ctx, const cli_command *cmd, const args *a);
 
 #endif

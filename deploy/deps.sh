@@ -2,9 +2,11 @@
 # deploy/deps.sh - the Debian 12 packages Sangam needs, in one list, and a function that
 # installs the missing ones (apt-get; through sudo when not root). Sourced by tests/run.sh and
 # deploy/demo.sh so both README commands work on a fresh machine.
+# libsystemd-dev: sangamd's sd_notify (READY, STOPPING, WATCHDOG); python3: the service
+# manager's side in tests/integration/test_notify.sh.
 SANGAM_PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libuv1-dev libsqlite3-dev sqlite3 libmsgpack-dev libssl-dev openssl libjansson-dev libinih-dev
-  libcurl4-openssl-dev libcmocka-dev libcsv-dev node-llhttp curl git)
+  libcurl4-openssl-dev libcmocka-dev libcsv-dev node-llhttp libsystemd-dev python3 curl git)
 
 sangam_install_deps() {
   local missing=() p sudo=

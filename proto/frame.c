@@ -463,7 +463,7 @@ static int field_get(sg_msg *m, const msg_field *f, const msgpack_object *o, con
                      size_t len, sg_err *err)
 {
     const char *s;
-    uint64_t v;
+    uint64_t v = 0;
     int rc;
 
     switch (f->kind) {

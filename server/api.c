@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "apply.h"
+#include "backup.h"
 #include "config.h"
 #include "enroll.h"
 #include "hub.h"
@@ -813,6 +814,51 @@ fail:
     respond_err(out, &err);
 }
 
+/* POST /v1/backup {"path": "/abs/new-file"}: an online backup; GET /v1/backup: how it went. */
+static void handle_backup(sg_api *api, const sg_http_req *req, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *body = NULL;
+    const char *path;
+
+    if (method_is(req, "GET")) {
+        respond(out, 200, sg_backup_status(api->backup));
+        return;
+    }
+    if (!method_is(req, "POST")) {
+        not_allowed(out, req, "GET, POST");
+        return;
+    }
+    if (parse_body(&body, req, &err) < 0) {
+        respond_err(out, &err);
+        return;
+    }
+    path = json_string_value(json_object_get(body, "path"));
+    if (json_object_size(body) != 1 || path == NULL) {
+        json_decref(body);
+        sg_api_error(out, SG_EVALIDATE, "body must be {\"path\": \"/absolute/new/file\"}");
+        return;
+    }
+    if (api->loop == NULL || api->db_path == NULL) {
+        json_decref(body);
+        sg_api_error(out, SG_EBUSY, "online backups are not available here");
+        return;
+    }
+    if (sg_backup_start(&api->backup, api->loop, api->db_path, path, &err) < 0) {
+        json_decref(body);
+        respond_err(out, &err);
+        return;
+    }
+    json_decref(body);
+    respond(out, 202, sg_backup_status(api->backup));
+}
+
+void sg_api_close(sg_api *api)
+{
+    sg_backup_free(api->backup);
+    api->backup = NULL;
+}
+
 /* POST /v1/restore {"force"?: bool} (region): restore this region's rows from the hub. */
 static void handle_restore(sg_api *api, const sg_http_req *req, sg_api_resp *out)
 {
@@ -960,6 +1006,10 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
             handle_changes(api, req, out);
             return;
         }
+    }
+    if (n == 2 && strcmp(seg[1], "backup") == 0) {
+        handle_backup(api, req, out);
+        return;
     }
     if (n == 2 && strcmp(seg[1], "restore") == 0) {
         if (!method_is(req, "POST")) {

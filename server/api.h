@@ -20,13 +20,21 @@ typedef struct sg_api_resp {
 
 struct sg_hub;
 struct sg_uplink;
+struct sg_backup;
+struct uv_loop_s;
 
 typedef struct sg_api {
     sg_store *st;             /* borrowed */
     const char *role;         /* "region" or "hub" */
+    const char *db_path;      /* the database file (for online backups), or NULL */
+    struct uv_loop_s *loop;   /* the node's loop (backups run in its thread pool), or NULL */
+    struct sg_backup *backup; /* the last online backup (owned; sg_api_close frees it) */
     struct sg_hub *hub;       /* the hub's replication listener, or NULL */
     struct sg_uplink *uplink; /* a region's replication to its hub, or NULL */
 } sg_api;
+
+/* Frees what the API owns (its backup state). The loop must have ended. */
+void sg_api_close(sg_api *api);
 
 /* Answers one request. Never fails: errors become error responses. */
 void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out);

@@ -3,6 +3,11 @@
  * (an exclusive lock beside it), opens and migrates it, serves the API until SIGTERM or SIGINT,
  * then stops accepting, lets requests in progress finish and closes the database.
  *
+ * Under systemd (Type=notify) it tells the service manager READY=1 once it serves, STOPPING=1
+ * when a stop begins, and WATCHDOG=1 at half the interval the manager asked for (WatchdogSec=),
+ * from a timer on the loop, so a loop that hangs is restarted. Without $NOTIFY_SOCKET these
+ * are no-ops.
+ *
  * Exit codes: 0 clean stop, 1 runtime failure (database, socket), 2 bad usage or config.
  */
 #include <errno.h>
@@ -18,6 +23,7 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include "api.h"
@@ -34,6 +40,7 @@ typedef struct node {
     sg_config cfg;
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
+    uv_timer_t watchdog; /* WATCHDOG=1 to systemd; started only when it asked for one */
     sg_store *st;
     sg_api api;
     sg_http_server *http;
@@ -61,19 +68,21 @@ static void usage(FILE *f)
             "Stops cleanly on SIGTERM or SIGINT. Logs one logfmt line per event on stderr.\n");
 }
 
-static void on_signal_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     (void)h;
 }
 
-/* A component finished stopping; when the last one has, the loop can end. */
+/* A component finished stopping; when the last one has, the loop can end. The watchdog keeps
+ * pinging until then, so a slow drain is not mistaken for a hang. */
 static void on_component_stopped(void *arg)
 {
     node *n = arg;
     if (--n->running > 0)
         return;
-    uv_close((uv_handle_t *)&n->sigterm, on_signal_closed);
-    uv_close((uv_handle_t *)&n->sigint, on_signal_closed);
+    uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
+    uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&n->watchdog, on_handle_closed);
 }
 
 static void stop_all(node *n)
@@ -102,7 +111,35 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     n->stopping = 1;
     sg_log(SG_LOG_INFO, "stopping", "signal=%s", signum == SIGTERM ? "TERM" : "INT");
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     stop_all(n);
+}
+
+/* The loop is alive: tell systemd, which restarts a node that stays silent for WatchdogSec. */
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+/* Starts the watchdog timer at half the interval systemd asked for ($WATCHDOG_USEC, for this
+ * pid), or leaves it stopped when it asked for none. */
+static void start_watchdog(node *n)
+{
+    uint64_t usec = 0, ms;
+    char q[128];
+    int rc = sd_watchdog_enabled(0, &usec);
+
+    if (rc < 0)
+        sg_log(SG_LOG_WARN, "watchdog_off", "reason=%s", sg_logq(q, sizeof(q), strerror(-rc)));
+    if (rc <= 0 || usec == 0)
+        return;
+    ms = usec / 2000;
+    if (ms == 0)
+        ms = 1;
+    uv_timer_start(&n->watchdog, on_watchdog, ms, ms);
+    sg_log(SG_LOG_INFO, "watchdog", "interval_ms=%llu ping_ms=%llu",
+           (unsigned long long)(usec / 1000), (unsigned long long)ms);
 }
 
 /* The store committed a local write: replication sends it now rather than at the next poll. */
@@ -208,6 +245,8 @@ int main(int argc, char **argv)
     }
     n.api.st = n.st;
     n.api.role = n.cfg.role;
+    n.api.db_path = n.cfg.db;
+    n.api.loop = &n.loop;
 
     rc = uv_loop_init(&n.loop);
     if (rc < 0) {
@@ -216,6 +255,7 @@ int main(int argc, char **argv)
     }
     uv_signal_init(&n.loop, &n.sigterm);
     uv_signal_init(&n.loop, &n.sigint);
+    uv_timer_init(&n.loop, &n.watchdog);
     n.sigterm.data = &n;
     n.sigint.data = &n;
     uv_signal_start(&n.sigterm, on_signal, SIGTERM);
@@ -235,6 +275,7 @@ int main(int argc, char **argv)
     if (rc < 0) {
         sg_log(SG_LOG_ERROR, "start_failed", "code=%s", sg_strerror_name(err.code));
         fprintf(stderr, "sangamd: %s\n", err.msg);
+        sd_notifyf(0, "STATUS=start failed: %s", err.msg);
         n.stopping = 1;
         stop_all(&n);
         uv_run(&n.loop, UV_RUN_DEFAULT);
@@ -242,6 +283,9 @@ int main(int argc, char **argv)
     }
     sg_log(SG_LOG_INFO, "started", "node=%s role=%s db=%s schema=%d seq=%lld pid=%ld", n.cfg.id,
            n.cfg.role, n.cfg.db, SG_SCHEMA_VERSION, (long long)sg_store_seq(n.st), (long)getpid());
+    sd_notifyf(0, "READY=1\nSTATUS=serving: node %s, role %s, database %s", n.cfg.id, n.cfg.role,
+               n.cfg.db);
+    start_watchdog(&n);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     status = 0;
 
@@ -249,6 +293,7 @@ close_loop:
     if (uv_loop_close(&n.loop) != 0)
         sg_log(SG_LOG_WARN, "loop_not_clean", "detail=handles_still_open");
 close_store:
+    sg_api_close(&n.api);
     sg_store_close(n.st);
     if (status == 0 && !check)
         sg_log(SG_LOG_INFO, "stopped", "node=%s", n.cfg.id);

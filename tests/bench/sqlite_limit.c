@@ -357,9 +357,11 @@ static int mixed_insert(bench *b, int tbl)
         return -1;
     }
     memcpy(row->ref, refs, sizeof(refs));
-    for (int k = 0; k < 3; k++)
-        if (refs[k] != NO_SLOT)
-            b->t[ref_table(tbl, k)].v[refs[k]].refs++;
+    for (int k = 0; k < 3; k++) {
+        int rt = ref_table(tbl, k);
+        if (refs[k] != NO_SLOT && rt >= 0)
+            b->t[rt].v[refs[k]].refs++;
+    }
 
     switch (tbl) {
     case T_MEMBER:
@@ -460,9 +462,11 @@ static int mixed_delete(bench *b, int tbl, int32_t i)
         return -1;
     row->live = 0;
     b->t[tbl].live--;
-    for (int k = 0; k < 3; k++)
-        if (row->ref[k] != NO_SLOT)
-            b->t[ref_table(tbl, k)].v[row->ref[k]].refs--;
+    for (int k = 0; k < 3; k++) {
+        int rt = ref_table(tbl, k);
+        if (row->ref[k] != NO_SLOT && rt >= 0)
+            b->t[rt].v[row->ref[k]].refs--;
+    }
     return 0;
 }
 

@@ -261,6 +261,28 @@ else
     not_ok "no change was applied twice"
 fi
 
+# --- Online backup of the hub, and restoring it ---
+expect_ok "hub backup while the hub serves" hub hub backup "$dir/hub-backup.db"
+if [ "$(sqlite3 "$dir/hub-backup.db" "PRAGMA quick_check")" = ok ] &&
+    [ "$(sqlite3 "$dir/hub-backup.db" "SELECT count(*) FROM members")" = "$(hubsql "SELECT count(*) FROM members")" ]; then
+    ok "the backup is a sound copy of the hub's records"
+else
+    not_ok "the backup is a sound copy of the hub's records"
+fi
+expect_fail "a backup never overwrites a file" "exists" hub hub backup "$dir/hub-backup.db"
+for i in 1 2 3; do
+    "$SANGAM" --node "$dir/bundelkhand/bundelkhand.sock" member add --name "After backup $i" \
+        --kind entrepreneur >/dev/null
+done
+wait_for "writes after the backup reach the hub" 10 \
+    "[ \"\$(hubsql \"SELECT count(*) FROM members WHERE name LIKE 'After backup %'\")\" = 3 ]"
+stop hub
+cp "$dir/hub-backup.db" "$dir/hub/hub.db"
+rm -f "$dir/hub/hub.db-wal" "$dir/hub/hub.db-shm"
+start hub "$dir/hub/hub.ini"
+wait_for "after the hub is restored from the backup, the regions resend what it lacks" 15 \
+    "[ \"\$(hubsql \"SELECT count(*) FROM members WHERE name LIKE 'After backup %'\")\" = 3 ]"
+
 # --- Revocation ---
 wait_for "mirzapur is connected" 10 'hub hub regions | grep -q "mirzapur *connected"'
 t0=$(date +%s%N)
