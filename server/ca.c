@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "sangam/records.h"
+#include "tls.h"
 
 #define BACKDATE_S 300 /* notBefore this far in the past: tolerates small clock differences */
 
@@ -31,15 +32,10 @@ struct sg_ca {
     EVP_PKEY *key; /* its private key */
 };
 
-/* OpenSSL's earliest queued error as text (or a fallback), and an empty queue after. */
+/* OpenSSL's earliest queued error as text (tls.c's), returning buf for use in a format. */
 static const char *ossl_why(char *buf, size_t cap)
 {
-    unsigned long e = ERR_get_error();
-    if (e == 0)
-        snprintf(buf, cap, "no detail from OpenSSL");
-    else
-        ERR_error_string_n(e, buf, cap);
-    ERR_clear_error();
+    tls_ossl_msg(buf, cap);
     return buf;
 }
 

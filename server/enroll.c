@@ -452,8 +452,8 @@ int sg_enroll_revoke(sg_store *st, const char *region, sg_err *err)
         "INSERT OR IGNORE INTO sg_regions (region) VALUES (?1)",
         "UPDATE sg_regions SET revoked_at = coalesce(revoked_at, ?2) WHERE region = ?1",
         "UPDATE sg_certs SET revoked_at = ?2 WHERE region = ?1 AND revoked_at IS NULL",
-        "UPDATE sg_invites SET expires_at = ?2 WHERE region = ?1 AND used_at IS NULL AND "
-        "expires_at > ?2",
+        ("UPDATE sg_invites SET expires_at = ?2 WHERE region = ?1 AND used_at IS NULL AND "
+         "expires_at > ?2"),
     };
     char now[32];
     int rc;

@@ -49,6 +49,31 @@ int init_mkdir(const char *dir, mode_t mode, char *why, size_t cap)
     return -1;
 }
 
+int init_prepare(char *pki, size_t cap, const char *prog, const char *dir, const char *ini,
+                 const char *key)
+{
+    char path[PATH_MAX + 64], why[PATH_MAX + 128];
+    struct stat st;
+
+    snprintf(pki, cap, "%s/pki", dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, ini);
+    if (stat(path, &st) == 0) {
+        fprintf(stderr, "%s: %s exists: this directory already has a node\n", prog, path);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/%s", pki, key);
+    if (stat(path, &st) == 0) {
+        fprintf(stderr, "%s: %s exists: refusing to replace a key\n", prog, path);
+        return 1;
+    }
+    if (init_mkdir(dir, 0750, why, sizeof(why)) < 0 ||
+        init_mkdir(pki, 0700, why, sizeof(why)) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, why);
+        return 1;
+    }
+    return 0;
+}
+
 int init_write_new(const char *path, const char *text, mode_t mode, char *why, size_t cap)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -91,7 +116,6 @@ int sg_init_main(int argc, char **argv)
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
     sg_err err = {0};
-    struct stat st;
     int opt, port, rc = 1;
 
     optind = 1;
@@ -142,19 +166,8 @@ int sg_init_main(int argc, char **argv)
                 dir);
         return 2;
     }
-    snprintf(pki, sizeof(pki), "%s/pki", dir);
-    snprintf(path, sizeof(path), "%s/hub.ini", dir);
-    if (stat(path, &st) == 0) {
-        fprintf(stderr, "sangamd init: %s exists: this directory already has a hub\n", path);
+    if (init_prepare(pki, sizeof(pki), "sangamd init", dir, "hub.ini", "ca.key") != 0)
         return 1;
-    }
-    snprintf(path, sizeof(path), "%s/ca.key", pki);
-    if (stat(path, &st) == 0) {
-        fprintf(stderr, "sangamd init: %s exists: refusing to replace a CA key\n", path);
-        return 1;
-    }
-    if (init_mkdir(dir, 0750, why, sizeof(why)) < 0 || init_mkdir(pki, 0700, why, sizeof(why)) < 0)
-        goto fail_why;
 
     if (sg_ca_create(&ca, "Sangam coalition CA", 3650, &err) < 0 || sg_key_new(&key, &err) < 0 ||
         sg_ca_issue(&cert, ca, key, SG_CERT_HUB, names_all, 825, &err) < 0)

@@ -24,6 +24,11 @@ int sg_join_main(int argc, char **argv);
 /* Shared by init.c and join.c. Makes dir with mode unless it exists as a directory; -1 with
  * why (cap bytes) on failure. */
 int init_mkdir(const char *dir, mode_t mode, char *why, size_t cap);
+/* Before a setup writes anything into dir: refuses (printing why, prefixed with prog) when
+ * dir/ini or dir/pki/key exists, then makes dir (0750) and dir/pki (0700). 0, or 1 (the exit
+ * status). pki (cap bytes) receives dir/pki. */
+int init_prepare(char *pki, size_t cap, const char *prog, const char *dir, const char *ini,
+                 const char *key);
 /* Writes text to a new file path (mode, fsynced), failing if it exists. */
 int init_write_new(const char *path, const char *text, mode_t mode, char *why, size_t cap);
 

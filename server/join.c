@@ -220,7 +220,6 @@ int sg_join_main(int argc, char **argv)
     EVP_PKEY *key = NULL;
     X509 *cert = NULL, *ca = NULL;
     sg_err err = {0};
-    struct stat st;
     int opt, rc = 1;
 
     memset(&j, 0, sizeof(j));
@@ -271,19 +270,8 @@ int sg_join_main(int argc, char **argv)
     } else {
         snprintf(db, sizeof(db), "%s.db", t.region);
     }
-    snprintf(pki, sizeof(pki), "%s/pki", dir);
-    snprintf(path, sizeof(path), "%s/region.ini", dir);
-    if (stat(path, &st) == 0) {
-        fprintf(stderr, "sangamd join: %s exists: this directory already has a node\n", path);
+    if (init_prepare(pki, sizeof(pki), "sangamd join", dir, "region.ini", "node.key") != 0)
         return 1;
-    }
-    snprintf(path, sizeof(path), "%s/node.key", pki);
-    if (stat(path, &st) == 0) {
-        fprintf(stderr, "sangamd join: %s exists: refusing to replace a key\n", path);
-        return 1;
-    }
-    if (init_mkdir(dir, 0750, why, sizeof(why)) < 0 || init_mkdir(pki, 0700, why, sizeof(why)) < 0)
-        goto fail_why;
     if (sg_key_new(&key, &err) < 0 || sg_tls_ctx_new_join(&tls, t.pin, &err) < 0)
         goto fail_err;
     j.t = &t;

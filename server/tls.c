@@ -114,8 +114,7 @@ static void tls_move(sg_tls *t, tls_state to)
     t->state = to;
 }
 
-/* Writes OpenSSL's earliest queued error as text into buf and empties the queue. */
-static void ossl_msg(char *buf, size_t cap)
+void tls_ossl_msg(char *buf, size_t cap)
 {
     unsigned long e = ERR_get_error();
     if (e == 0)
@@ -639,7 +638,7 @@ static int tls_explain(sg_tls *t, sg_err *err)
     default:
         break;
     }
-    ossl_msg(detail, sizeof(detail));
+    tls_ossl_msg(detail, sizeof(detail));
     return tls_fail(t, err, SG_ETLS, "TLS %s: %s", handshake ? "handshake" : "connection", detail);
 }
 
@@ -741,7 +740,7 @@ static int ctx_load_identity(SSL_CTX *sc, const char *cert_file, const char *key
         (rc = check_readable("key", key_file, err)) != 0)
         return rc;
     if (SSL_CTX_use_certificate_chain_file(sc, cert_file) != 1) {
-        ossl_msg(detail, sizeof(detail));
+        tls_ossl_msg(detail, sizeof(detail));
         return sg_err_set(err, SG_ECONFIG,
                           "[tls] certificate %s: not a usable PEM certificate (%s)", cert_file,
                           detail);
@@ -750,13 +749,13 @@ static int ctx_load_identity(SSL_CTX *sc, const char *cert_file, const char *key
      * not match gets its own message, and an encrypted key fails instead of prompting. */
     kb = BIO_new_file(key_file, "r");
     if (kb == NULL) {
-        ossl_msg(detail, sizeof(detail));
+        tls_ossl_msg(detail, sizeof(detail));
         rc = sg_err_set(err, SG_ECONFIG, "[tls] key %s: cannot open (%s)", key_file, detail);
         goto free_key;
     }
     pkey = PEM_read_bio_PrivateKey(kb, NULL, no_password_cb, NULL);
     if (pkey == NULL) {
-        ossl_msg(detail, sizeof(detail));
+        tls_ossl_msg(detail, sizeof(detail));
         rc = sg_err_set(err, SG_ECONFIG, "[tls] key %s: not an unencrypted PEM private key (%s)",
                         key_file, detail);
         goto free_key;
@@ -787,7 +786,7 @@ static int ctx_add_ca_chain(SSL_CTX *sc, const char *ca_file, sg_err *err)
     int rc = 0;
 
     if (b == NULL) {
-        ossl_msg(detail, sizeof(detail));
+        tls_ossl_msg(detail, sizeof(detail));
         return sg_err_set(err, SG_ECONFIG, "[tls] CA file %s: cannot open (%s)", ca_file, detail);
     }
     while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
@@ -798,7 +797,7 @@ static int ctx_add_ca_chain(SSL_CTX *sc, const char *ca_file, sg_err *err)
         for (int i = 0; !dup && i < sk_X509_num(chain); i++)
             dup = X509_cmp(x, sk_X509_value(chain, i)) == 0;
         if (!dup && SSL_CTX_add1_chain_cert(sc, x) != 1) {
-            ossl_msg(detail, sizeof(detail));
+            tls_ossl_msg(detail, sizeof(detail));
             rc = sg_err_set(err, SG_ENOMEM, "[tls] cannot add the CA of %s to the chain: %s",
                             ca_file, detail);
             break;
@@ -824,12 +823,12 @@ static int ctx_base(SSL_CTX **out, int is_server, sg_err *err)
     ERR_clear_error();
     sc = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method());
     if (sc == NULL) {
-        ossl_msg(detail, sizeof(detail));
+        tls_ossl_msg(detail, sizeof(detail));
         return sg_err_set(err, SG_ENOMEM, "[tls] cannot make an SSL_CTX: %s", detail);
     }
     if (SSL_CTX_set_min_proto_version(sc, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(sc, TLS1_3_VERSION) != 1) {
-        ossl_msg(detail, sizeof(detail));
+        tls_ossl_msg(detail, sizeof(detail));
         SSL_CTX_free(sc);
         return sg_err_set(err, SG_ETLS, "[tls] cannot limit to TLS 1.3: %s", detail);
     }
@@ -888,7 +887,7 @@ int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const c
 
     /* Trust the coalition CA alone: no SSL_CTX_set_default_verify_paths(). */
     if (SSL_CTX_load_verify_file(sc, ca_file) != 1) {
-        ossl_msg(detail, sizeof(detail));
+        tls_ossl_msg(detail, sizeof(detail));
         rc = sg_err_set(err, SG_ECONFIG, "[tls] CA file %s: no usable PEM certificate (%s)",
                         ca_file, detail);
         goto free_ssl_ctx;
@@ -899,7 +898,7 @@ int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const c
     SSL_CTX_set_verify_depth(sc, TLS_VERIFY_DEPTH);
     if (SSL_CTX_set_purpose(sc, is_server ? X509_PURPOSE_SSL_CLIENT : X509_PURPOSE_SSL_SERVER) !=
         1) {
-        ossl_msg(detail, sizeof(detail));
+        tls_ossl_msg(detail, sizeof(detail));
         rc = sg_err_set(err, SG_ETLS, "[tls] cannot set the certificate purpose: %s", detail);
         goto free_ssl_ctx;
     }
@@ -921,7 +920,7 @@ int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const c
         /* Both of these return 1 on success, except SSL_CTX_set_alpn_protos: 0. */
         if (X509_VERIFY_PARAM_set1_host(param, SG_TLS_HUB, 0) != 1 ||
             SSL_CTX_set_alpn_protos(sc, tls_alpn_wire, TLS_ALPN_WIRE_LEN) != 0) {
-            ossl_msg(detail, sizeof(detail));
+            tls_ossl_msg(detail, sizeof(detail));
             rc = sg_err_set(err, SG_ENOMEM, "[tls] cannot set host name or ALPN: %s", detail);
             goto free_ssl_ctx;
         }
@@ -983,7 +982,7 @@ int sg_tls_ctx_new_join(sg_tls_ctx **out, const char *pin_hex, sg_err *err)
     SSL_CTX_set_cert_verify_callback(sc, tls_join_verify_cb, NULL);
     /* SSL_CTX_set_alpn_protos returns 0 on success. */
     if (SSL_CTX_set_alpn_protos(sc, tls_alpn_join_wire, TLS_ALPN_JOIN_WIRE_LEN) != 0) {
-        ossl_msg(detail, sizeof(detail));
+        tls_ossl_msg(detail, sizeof(detail));
         SSL_CTX_free(sc);
         return sg_err_set(err, SG_ENOMEM, "[tls] cannot set ALPN: %s", detail);
     }
@@ -1045,7 +1044,7 @@ free_bios:
     BIO_free(rbio);
     BIO_free(wbio);
 fail_openssl:
-    ossl_msg(detail, sizeof(detail));
+    tls_ossl_msg(detail, sizeof(detail));
     SSL_free(t->ssl);
     free(t);
     return sg_err_set(err, SG_ENOMEM, "TLS: cannot make a connection: %s", detail);

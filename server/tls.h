@@ -153,4 +153,8 @@ const char *sg_tls_peer_subject(const sg_tls *t);
  * completed or when the peer presented none. */
 int64_t sg_tls_peer_not_after(const sg_tls *t);
 
+/* Internal, shared with ca.c: OpenSSL's earliest queued error as text into buf (cap bytes, "no
+ * detail from OpenSSL" when the queue is empty), and an empty queue after. */
+void tls_ossl_msg(char *buf, size_t cap);
+
 #endif
