@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deploy/demo.sh - the README's "run it" command: a demo federation on this machine.
 #
-# On a fresh Debian 12 machine it installs the packages it needs, builds, makes a test CA and
-# certificates, starts a hub and two regional nodes (Bundelkhand and Mirzapur) on 127.0.0.1,
+# On a fresh Debian 12 machine it installs the packages it needs, builds, sets up a hub with its
+# own CA (sangamd init), lets two regional offices join it with one-time invites (sangam hub
+# invite, sangamd join), starts the hub and the two regions (Bundelkhand, Mirzapur) on 127.0.0.1,
 # fills the regions with sample data through the real CLI (about 5,000 entrepreneurs, 90
 # stakeholder representatives, sessions with attendance, issues in every state), waits until
 # the hub has caught up, and prints the consolidated counts per region. Ctrl-C stops everything
@@ -10,7 +11,8 @@
 #
 # Usage: deploy/demo.sh [--dir DIR] [--port PORT] [--no-wait] [--help]
 #   --dir DIR    where configs, databases, certificates and logs go (default ./demo)
-#   --port PORT  the hub's replication port on 127.0.0.1 (default 17400)
+#   --port PORT  the hub's replication port on 127.0.0.1 (default 17400; a DIR that already
+#                has a hub keeps the port it was made with)
 #   --no-wait    stop everything and exit once the summary is printed (for scripts and tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,32 +49,19 @@ stop() {
 trap stop EXIT
 trap 'echo; echo "==> stopping"; exit 130' INT TERM
 
-echo "==> certificates (test CA) in $DEMO/pki"
-deploy/make-test-pki.sh "$DEMO/pki" hub bundelkhand mirzapur >/dev/null
-
-write_config() { # write_config NAME ROLE
-  local name=$1 role=$2
-  {
-    printf '[node]\nrole = %s\nid = %s\ndb = %s.db\n[api]\nsocket = %s.sock\n' \
-      "$role" "$name" "$name" "$name"
-    if [ "$role" = hub ]; then
-      printf '[listen]\naddress = 127.0.0.1:%s\n' "$PORT"
-    else
-      printf '[hub]\naddress = 127.0.0.1:%s\n' "$PORT"
-    fi
-    printf '[tls]\nca = pki/ca.pem\ncert = pki/%s.pem\nkey = pki/%s.key\n' "$name" "$name"
-  } >"$DEMO/$name.ini"
-}
+# Where each node lives: DIR/hub (made by sangamd init), DIR/REGION (made by sangamd join).
+sock() { if [ "$1" = hub ]; then echo "$DEMO/hub/hub.sock"; else echo "$DEMO/$1/$1.sock"; fi; }
+ini() { if [ "$1" = hub ]; then echo "$DEMO/hub/hub.ini"; else echo "$DEMO/$1/region.ini"; fi; }
 
 start_node() { # start_node NAME
   local name=$1
-  if [ -S "$DEMO/$name.sock" ] && "$SANGAM" --node "$DEMO/$name.sock" status >/dev/null 2>&1; then
-    echo "demo.sh: a node is already serving $DEMO/$name.sock; stop it first" >&2; exit 1
+  if [ -S "$(sock "$name")" ] && "$SANGAM" --node "$(sock "$name")" status >/dev/null 2>&1; then
+    echo "demo.sh: a node is already serving $(sock "$name"); stop it first" >&2; exit 1
   fi
-  "$SANGAMD" --config "$DEMO/$name.ini" 2>>"$DEMO/$name.log" &
+  "$SANGAMD" --config "$(ini "$name")" 2>>"$DEMO/$name.log" &
   pids+=($!)
   for _ in $(seq 100); do
-    [ -S "$DEMO/$name.sock" ] && return 0
+    [ -S "$(sock "$name")" ] && return 0
     kill -0 "${pids[-1]}" 2>/dev/null || break
     sleep 0.05
   done
@@ -100,7 +89,7 @@ reps_csv() { # reps_csv ORG_ID...
 
 load_region() { # load_region ID ENTREPRENEURS SEED DISTRICT
   local id=$1 n=$2 seed=$3 district=$4
-  local s=(--node "$DEMO/$id.sock") t0=$SECONDS
+  local s=(--node "$(sock "$id")") t0=$SECONDS
   if [ "$("$SANGAM" "${s[@]}" --json status | json_num members)" != 0 ]; then
     echo "==> $id already has data (remove $DEMO to start afresh)"
     return 0
@@ -161,22 +150,32 @@ load_region() { # load_region ID ENTREPRENEURS SEED DISTRICT
 wait_caught_up() { # wait_caught_up ID: until the hub acknowledged everything of region ID
   local id=$1 st
   for _ in $(seq 600); do
-    st=$("$SANGAM" --node "$DEMO/$id.sock" --json status)
+    st=$("$SANGAM" --node "$(sock "$id")" --json status)
     if [ "$(json_num pending <<<"$st")" = 0 ] && grep -q '"connected": *true' <<<"$st"; then
       return 0
     fi
     sleep 0.1
   done
   echo "demo.sh: $id did not catch up with the hub within 60 s:" >&2
-  "$SANGAM" --node "$DEMO/$id.sock" status >&2
+  "$SANGAM" --node "$(sock "$id")" status >&2
   exit 1
 }
 
-for n in hub bundelkhand mirzapur; do write_config "$n" "$([ $n = hub ] && echo hub || echo region)"; done
-echo "==> starting the hub (127.0.0.1:$PORT) and two regions; logs in $DEMO/*.log"
+if [ ! -f "$(ini hub)" ]; then
+  echo "==> sangamd init: a hub with its own coalition CA in $DEMO/hub"
+  "$SANGAMD" init --dir "$DEMO/hub" --listen "127.0.0.1:$PORT" --public "127.0.0.1:$PORT" >/dev/null
+fi
+echo "==> starting the hub; logs in $DEMO/*.log"
 start_node hub
-start_node bundelkhand
-start_node mirzapur
+for r in bundelkhand mirzapur; do
+  if [ ! -f "$(ini "$r")" ]; then
+    echo "==> $r joins: sangam hub invite $r, then sangamd join TOKEN --dir $DEMO/$r"
+    token=$("$SANGAM" --node "$(sock hub)" hub invite "$r" 2>/dev/null)
+    "$SANGAMD" join "$token" --dir "$DEMO/$r" >/dev/null 2>&1 ||
+      { echo "demo.sh: $r could not join the hub" >&2; exit 1; }
+  fi
+  start_node "$r"
+done
 load_region bundelkhand 2600 11 Jhansi
 load_region mirzapur 2400 23 Mirzapur
 echo "==> waiting for the hub to catch up"
@@ -184,10 +183,10 @@ wait_caught_up bundelkhand
 wait_caught_up mirzapur
 
 echo
-echo "==> the hub's consolidated picture (sangam --node $DEMO/hub.sock hub regions)"
-"$SANGAM" --node "$DEMO/hub.sock" hub regions
+echo "==> the hub's consolidated picture (sangam --node $(sock hub) hub regions)"
+"$SANGAM" --node "$(sock hub)" hub regions
 echo
-sqlite3 -header -column "$DEMO/hub.db" "
+sqlite3 -header -column "$DEMO/hub/hub.db" "
   SELECT m.region,
          sum(m.kind = 'entrepreneur') AS entrepreneurs,
          sum(m.kind = 'representative') AS representatives,
@@ -201,11 +200,12 @@ sqlite3 -header -column "$DEMO/hub.db" "
 cat <<TXT
 
 Everything runs on 127.0.0.1. Try, in another terminal:
-  $SANGAM --node $DEMO/bundelkhand.sock status          # a region: replication state, pending
-  $SANGAM --node $DEMO/bundelkhand.sock member add --name "Your Name" --kind entrepreneur
-  $SANGAM --node $DEMO/hub.sock member list --region bundelkhand --q "your"   # ...at the hub
-  $SANGAM --node $DEMO/hub.sock issue list --status open --region mirzapur
-  sqlite3 $DEMO/hub.db "SELECT region, category, count(*) FROM issues GROUP BY 1, 2"
+  $SANGAM --node $(sock bundelkhand) status    # a region: replication, certificate
+  $SANGAM --node $(sock bundelkhand) member add --name "Your Name" --kind entrepreneur
+  $SANGAM --node $(sock hub) member list --region bundelkhand --q "your"   # ...at the hub
+  $SANGAM --node $(sock hub) issue list --status open --region mirzapur
+  $SANGAM --node $(sock hub) hub invite chitrakoot   # a third office: sangamd join TOKEN --dir DIR
+  sqlite3 $DEMO/hub/hub.db "SELECT region, category, count(*) FROM issues GROUP BY 1, 2"
 Stop the hub (kill it, or Ctrl-C here) and the regions keep working; they catch up on return.
 Logs: $DEMO/*.log
 TXT
