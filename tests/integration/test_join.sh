@@ -285,13 +285,16 @@ wait_for "after the hub is restored from the backup, the regions resend what it 
 
 # --- Revocation ---
 wait_for "mirzapur is connected" 10 'hub hub regions | grep -q "mirzapur *connected"'
-t0=$(date +%s%N)
 expect_ok "hub revoke mirzapur" hub hub revoke mirzapur
 if grep -q "1 live connection" <<<"$out"; then ok "the live connection was dropped"; else not_ok "the live connection was dropped"; fi
-wait_for "mirzapur shows as revoked, no longer connected, at once" 1 \
-    'hub hub regions | grep -q "^mirzapur *revoked"'
-t1=$(date +%s%N)
-if [ $(((t1 - t0) / 1000000)) -lt 1000 ]; then ok "dropped within a second"; else not_ok "dropped within a second ($(((t1 - t0) / 1000000)) ms)"; fi
+# The hub drops the connection inside the revoke request itself, so the very next look at
+# the hub must show it gone: no waiting, and no timing assertion that a loaded machine could break.
+try hub hub regions
+if grep -q "^mirzapur *revoked" <<<"$out"; then
+    ok "right after the revoke returns, mirzapur is no longer connected"
+else
+    not_ok "right after the revoke returns, mirzapur is no longer connected"
+fi
 wait_for "mirzapur's node reports the refusal" 10 \
     '"$SANGAM" --node "$dir/mirzapur/mirzapur.sock" status | grep -qi revoked'
 "$SANGAM" --node "$dir/mirzapur/mirzapur.sock" member add --name "After revoke" --kind entrepreneur >/dev/null
