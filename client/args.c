@@ -50,6 +50,14 @@ static const args_opt restore_opts[] = {
     {"force", ARGS_FORCE, NULL, 0, NULL,
      "even over a database that holds records (the hub's copy replaces them)"},
 };
+static const args_opt role_opt = {
+    "role", ARGS_ROLE, NULL, 1, "ROLE", "viewer (reads) or admin (everything); default viewer"};
+static const args_opt report_opts[] = {
+    {"region", ARGS_REGION, NULL, 1, "REGION", "only region REGION"},
+    {"from", ARGS_FROM, NULL, 1, "DATE", "records dated on or after DATE (YYYY-MM-DD)"},
+    {"to", ARGS_TO, NULL, 1, "DATE", "records dated on or before DATE (YYYY-MM-DD)"},
+    {"csv", ARGS_CSV, NULL, 0, NULL, "print CSV rows (region,section,group,key,value)"},
+};
 static const args_opt common_opts[] = {
     {"json", ARGS_JSON, NULL, 0, NULL, "print the node's JSON answer (pretty)"},
     {"node", ARGS_NODE, NULL, 1, "PATH|URL",
@@ -129,6 +137,11 @@ static void build_opts(args *a, const cli_command *cmd)
     if (cmd->opts & CLI_OPT_RESTORE)
         for (size_t i = 0; i < NELEM(restore_opts); i++)
             add_opt(a, &restore_opts[i]);
+    if (cmd->opts & CLI_OPT_ROLE)
+        add_opt(a, &role_opt);
+    if (cmd->opts & CLI_OPT_REPORT)
+        for (size_t i = 0; i < NELEM(report_opts); i++)
+            add_opt(a, &report_opts[i]);
     if (cmd->opts & CLI_OPT_SINCE)
         for (size_t i = 0; i < NELEM(since_opts); i++)
             add_opt(a, &since_opts[i]);

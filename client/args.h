@@ -16,7 +16,7 @@
 
 #include "cli.h"
 #include "sangam/records.h"
-#include "sbuf.h"
+#include "sangam/sbuf.h"
 
 /* What an option is; ARGS_FIELD options carry their field. */
 typedef enum args_id {
@@ -38,6 +38,8 @@ typedef enum args_id {
     ARGS_ADDRESS,
     ARGS_FROM_HUB,
     ARGS_FORCE,
+    ARGS_ROLE,
+    ARGS_CSV,
 } args_id;
 
 typedef struct args_opt {

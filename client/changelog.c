@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "http.h"
-#include "sbuf.h"
+#include "sangam/sbuf.h"
 #include "table.h"
 
 #define PAGE_MAX 1000 /* largest limit= asked for in one request */

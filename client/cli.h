@@ -49,6 +49,8 @@ enum {
     CLI_OPT_QUARANTINE = 1 << 3, /* --region R and --state S (the hub's quarantine) */
     CLI_OPT_INVITE = 1 << 4,     /* --expires D and --address HOST:PORT (hub invite) */
     CLI_OPT_RESTORE = 1 << 5,    /* --from-hub and --force (restore) */
+    CLI_OPT_ROLE = 1 << 6,       /* --role viewer|admin (hub token create) */
+    CLI_OPT_REPORT = 1 << 7,     /* --region --from --to --csv (report) */
 };
 
 struct args;

@@ -20,7 +20,7 @@
 #include "cli.h"
 #include "http.h"
 #include "import.h"
-#include "sbuf.h"
+#include "sangam/sbuf.h"
 #include "table.h"
 
 /* Builds "/v1/<table>[/<id>][<suffix>]" into b; returns 0, or CLI_EXIT_UNREACHABLE after
@@ -466,6 +466,12 @@ const cli_command cli_commands[] = {
      "a relative name is taken from this directory. To restore: stop the node, copy FILE\n"
      "over its database (and remove the -wal and -shm files beside it), start it; regions\n"
      "resend whatever the backup lacks. Works on a region's node too."},
+    {"hub", "token", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_ROLE, "create NAME | list | revoke ID", 1,
+     2, replication_token, "on the hub: API tokens for headquarters (viewer or admin)",
+     "create prints the token once (the hub keeps only a hash): give it to the dashboard or\n"
+     "the person, who sends it as Authorization: Bearer TOKEN (the CLI: SANGAM_TOKEN=...).\n"
+     "A viewer may read everything, an admin may also change things. Requests on the hub's\n"
+     "socket need no token; over the network every request but /healthz and /readyz does."},
     {"quarantine", "list", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_QUARANTINE, "", 0, 0,
      replication_quarantine_list, "on the hub: changes refused from regions, with the reason",
      "A refused batch is held whole; its region cannot stream past it until an operator\n"
@@ -478,6 +484,12 @@ const cli_command cli_commands[] = {
      "Needs --region. The changes stay in the region's own database; the hub never gets\n"
      "them. The quarantine keeps them, marked discarded, for the record."},
 
+    {NULL, "report", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_REPORT, "summary|members|sessions|issues",
+     1, 1, replication_report, "headquarters' reports, per region and in total",
+     "members: by kind, gender and youth (under 35); sessions: by kind and month with\n"
+     "attendance; issues: by category and status, median days to resolution, open issues per\n"
+     "assigned organisation. Each region says how fresh its data is (data as of). Against a\n"
+     "hub over the network: --node http://hub:PORT with SANGAM_TOKEN set."},
     {NULL, "restore", NULL, CLI_FIELDS_NONE, NULL, CLI_OPT_RESTORE, "", 0, 0, replication_restore,
      "on a region: get this region's records back from the hub (a new or rebuilt machine)",
      "Needs --from-hub. The hub sends the region's rows as it holds them; they are applied in\n"

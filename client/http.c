@@ -277,6 +277,7 @@ int http_send(http_client *c, const http_request *req, http_response *out)
 
     out->status = 0;
     out->json = NULL;
+    out->text = NULL;
     if (c->base == NULL && (ret = setup(c)) != CLI_EXIT_OK)
         return ret;
     ret = CLI_EXIT_UNREACHABLE;
@@ -295,6 +296,17 @@ int http_send(http_client *c, const http_request *req, http_response *out)
         goto fail_oom;
     if (req->content_type != NULL && curl_slist_append(headers, sbuf_str(&ctype)) == NULL)
         goto fail_oom;
+    /* Over the network a hub wants a token (docs/API.md); its socket does not. */
+    if (c->socket == NULL && getenv("SANGAM_TOKEN") != NULL && getenv("SANGAM_TOKEN")[0]) {
+        sbuf auth;
+        sbuf_init(&auth);
+        sbuf_addf(&auth, "Authorization: Bearer %s", getenv("SANGAM_TOKEN"));
+        if (auth.failed || curl_slist_append(headers, sbuf_str(&auth)) == NULL) {
+            sbuf_free(&auth);
+            goto fail_oom;
+        }
+        sbuf_free(&auth);
+    }
 
     curl_easy_reset(c->curl);
     c->errbuf[0] = '\0';
@@ -339,6 +351,19 @@ int http_send(http_client *c, const http_request *req, http_response *out)
         goto done;
     }
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &out->status);
+    {
+        char *type = NULL;
+        curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &type);
+        if (out->status / 100 == 2 && type != NULL && strncmp(type, "text/", 5) == 0) {
+            out->text = malloc(body.len + 1);
+            if (out->text == NULL)
+                goto fail_oom;
+            memcpy(out->text, body.data ? body.data : "", body.len);
+            out->text[body.len] = '\0';
+            ret = CLI_EXIT_OK;
+            goto done;
+        }
+    }
     if (body.len > 0) {
         out->json = json_loadb(body.data, body.len, JSON_DECODE_ANY, &jerr);
         if (out->json == NULL) {
@@ -383,6 +408,8 @@ void http_response_free(http_response *r)
         return;
     json_decref(r->json);
     r->json = NULL;
+    free(r->text);
+    r->text = NULL;
 }
 
 int http_json(http_client *c, const char *method, const char *path, const json_t *body,

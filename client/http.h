@@ -14,7 +14,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "sbuf.h"
+#include "sangam/sbuf.h"
 
 typedef struct http_client http_client;
 
@@ -34,6 +34,7 @@ typedef struct http_request {
 typedef struct http_response {
     long status;  /* HTTP status code */
     json_t *json; /* parsed body, or NULL when the body was empty; owned (http_response_free) */
+    char *text;   /* a 2xx body that is text/... (CSV, metrics), NUL-terminated; owned */
 } http_response;
 
 #define HTTP_RUN_DIR "/run/sangam" /* where packaged nodes put their sockets */

@@ -161,7 +161,7 @@ int import_run(cli_ctx *ctx, const cli_command *cmd, const args *a)
                         "text/csv", NULL,
                         0,          on_progress,
                         &prog};
-    http_response resp = {0, NULL};
+    http_response resp = {0, NULL, NULL};
     const json_t *err, *count;
     char *data = NULL;
     size_t len = 0;

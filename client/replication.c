@@ -13,7 +13,7 @@
 
 #include "http.h"
 #include "sangam/records.h"
-#include "sbuf.h"
+#include "sangam/sbuf.h"
 #include "table.h"
 
 static const char *str_or(const json_t *o, const char *key, const char *dflt)
@@ -392,4 +392,144 @@ int replication_backup(cli_ctx *ctx, const cli_command *cmd, const args *a)
     }
     fprintf(stderr, "sangam: hub backup: still running after an hour; see GET /v1/backup\n");
     return CLI_EXIT_REFUSED;
+}
+
+/* sangam hub token create NAME [--role R] | list | revoke ID */
+int replication_token(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    const char *action = a->operand[0], *arg = a->noperand > 1 ? a->operand[1] : NULL;
+    json_t *res = NULL, *body, *v;
+    size_t i;
+    int ret;
+
+    (void)cmd;
+    if (strcmp(action, "create") == 0 && arg != NULL) {
+        body = json_pack("{s:s, s:s}", "name", arg, "role",
+                         args_get(a, ARGS_ROLE) ? args_get(a, ARGS_ROLE) : "viewer");
+        ret = http_json(ctx->http, "POST", "/v1/tokens", body, &res);
+        json_decref(body);
+        if (ret != CLI_EXIT_OK)
+            return ret;
+        if (ctx->json)
+            table_json(stdout, res);
+        else {
+            printf("%s\n", str_or(res, "token", ""));
+            fprintf(stderr, "Token %s (%s, %s). Shown once: the hub keeps only its hash.\n",
+                    str_or(res, "id", "?"), str_or(res, "name", "?"), str_or(res, "role", "?"));
+        }
+    } else if (strcmp(action, "list") == 0 && arg == NULL) {
+        ret = http_json(ctx->http, "GET", "/v1/tokens", NULL, &res);
+        if (ret != CLI_EXIT_OK)
+            return ret;
+        if (ctx->json) {
+            table_json(stdout, res);
+        } else {
+            printf("%-9s %-7s %-25s %-25s %-25s %s\n", "ID", "ROLE", "CREATED", "LAST USED",
+                   "REVOKED", "NAME");
+            json_array_foreach(json_object_get(res, "items"), i, v) printf(
+                "%-9s %-7s %-25s %-25s %-25s %s\n", str_or(v, "id", "?"), str_or(v, "role", "?"),
+                str_or(v, "created_at", "-"), str_or(v, "last_used_at", "-"),
+                str_or(v, "revoked_at", "-"), str_or(v, "name", ""));
+        }
+    } else if (strcmp(action, "revoke") == 0 && arg != NULL) {
+        sbuf path;
+        for (const char *p = arg; *p; p++)
+            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) {
+                fprintf(stderr, "sangam: hub token revoke: '%s' is not a token id\n", arg);
+                return CLI_EXIT_USAGE;
+            }
+        sbuf_init(&path);
+        sbuf_addf(&path, "/v1/tokens/%s/revoke", arg);
+        ret = http_json(ctx->http, "POST", sbuf_str(&path), NULL, &res);
+        sbuf_free(&path);
+        if (ret != CLI_EXIT_OK)
+            return ret;
+        if (ctx->json)
+            table_json(stdout, res);
+        else
+            printf("token %s revoked\n", arg);
+    } else {
+        fprintf(stderr,
+                "sangam: hub token: create NAME [--role viewer|admin], list, or revoke ID\n");
+        return CLI_EXIT_USAGE;
+    }
+    json_decref(res);
+    return CLI_EXIT_OK;
+}
+
+/* Prints v under a label, nested objects indented. */
+static void print_tree(const char *label, const json_t *v, int depth)
+{
+    const char *k;
+    json_t *x;
+    if (json_is_object(v)) {
+        if (label != NULL)
+            printf("%*s%s:\n", depth * 2, "", label);
+        json_object_foreach((json_t *)v, k, x) print_tree(k, x, depth + (label != NULL));
+        return;
+    }
+    if (json_is_integer(v))
+        printf("%*s%-28s %lld\n", depth * 2, "", label, (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        printf("%*s%-28s %.1f\n", depth * 2, "", label, json_real_value(v));
+    else if (json_is_string(v))
+        printf("%*s%-28s %s\n", depth * 2, "", label, json_string_value(v));
+    else
+        printf("%*s%-28s -\n", depth * 2, "", label);
+}
+
+/* sangam report KIND [--region R] [--from D] [--to D] [--csv] */
+int replication_report(cli_ctx *ctx, const cli_command *cmd, const args *a)
+{
+    const char *kind = a->operand[0];
+    http_request req = {"GET", NULL, NULL, NULL, 0, NULL, NULL};
+    http_response resp;
+    sbuf path;
+    const char *name;
+    json_t *r;
+    int ret;
+
+    (void)cmd;
+    if (strcmp(kind, "summary") && strcmp(kind, "members") && strcmp(kind, "sessions") &&
+        strcmp(kind, "issues")) {
+        fprintf(stderr, "sangam: report: summary, members, sessions or issues\n");
+        return CLI_EXIT_USAGE;
+    }
+    sbuf_init(&path);
+    sbuf_addf(&path, "/v1/reports/%s", kind);
+    if (args_get(a, ARGS_REGION))
+        http_query_add(&path, "region", args_get(a, ARGS_REGION));
+    if (args_get(a, ARGS_FROM))
+        http_query_add(&path, "from", args_get(a, ARGS_FROM));
+    if (args_get(a, ARGS_TO))
+        http_query_add(&path, "to", args_get(a, ARGS_TO));
+    if (args_get(a, ARGS_CSV))
+        http_query_add(&path, "format", "csv");
+    req.path = sbuf_str(&path);
+    ret = http_send(ctx->http, &req, &resp);
+    sbuf_free(&path);
+    if (ret != CLI_EXIT_OK)
+        return ret;
+    if (resp.status < 200 || resp.status > 299) {
+        ret = http_fail(&resp);
+        http_response_free(&resp);
+        return ret;
+    }
+    if (resp.text != NULL) {
+        fputs(resp.text, stdout);
+    } else if (ctx->json) {
+        table_json(stdout, resp.json);
+    } else {
+        json_object_foreach(json_object_get(resp.json, "regions"), name, r)
+        {
+            printf("== %s (data as of %s)\n", name, str_or(r, "data_as_of", "unknown"));
+            json_object_del(r, "data_as_of");
+            print_tree(NULL, r, 0);
+            printf("\n");
+        }
+        printf("== total\n");
+        print_tree(NULL, json_object_get(resp.json, "total"), 0);
+    }
+    http_response_free(&resp);
+    return CLI_EXIT_OK;
 }

@@ -21,5 +21,7 @@ int replication_invites(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_revoke(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_restore(cli_ctx *ctx, const cli_command *cmd, const args *a);
 int replication_backup(cli_ctx *ctx, const cli_command *cmd, const args *a);
+int replication_token(cli_ctx *ctx, const cli_command *cmd, const args *a);
+int replication_report(cli_ctx *ctx, const cli_command *cmd, const args *a);
 
 #endif

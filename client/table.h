@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 #include "sangam/records.h"
-#include "sbuf.h"
+#include "sangam/sbuf.h"
 
 /* Prints the records in items (a JSON array) as a table with a header row and the key columns
  * of their type (table is the collection name, e.g. "members"). Returns 0, or -1 when out of

@@ -8,9 +8,15 @@ SANGAM_PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt
   libuv1-dev libsqlite3-dev sqlite3 libmsgpack-dev libssl-dev openssl libjansson-dev libinih-dev
   libcurl4-openssl-dev libcmocka-dev libcsv-dev node-llhttp libsystemd-dev python3 curl git)
 
+# Only the test suite needs these: prometheus for promtool (tests/integration/test_hq.sh checks
+# /metrics with `promtool check metrics`).
+SANGAM_TEST_PACKAGES=(prometheus)
+
+# sangam_install_deps [--test]: installs the missing packages (with --test, the test ones too).
 sangam_install_deps() {
-  local missing=() p sudo=
-  for p in "${SANGAM_PACKAGES[@]}"; do
+  local missing=() p sudo= want=("${SANGAM_PACKAGES[@]}")
+  [ "${1:-}" = --test ] && want+=("${SANGAM_TEST_PACKAGES[@]}")
+  for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   ((${#missing[@]})) || return 0

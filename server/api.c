@@ -12,16 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
 #include "apply.h"
+#include "auth.h"
 #include "backup.h"
 #include "config.h"
 #include "enroll.h"
 #include "hub.h"
 #include "import.h"
+#include "log.h"
 #include "record.h"
+#include "report.h"
 #include "uplink.h"
 
 #define LIST_DEFAULT 50
@@ -252,6 +257,38 @@ static void handle_get_one(sg_api *api, const sg_rectype *rt, const char *id, sg
     respond(out, 200, rec);
 }
 
+/* Appends items as CSV rows (columns: id, region, the type's fields, created_at, updated_at). */
+static void csv_items(sbuf *b, const sg_rectype *rt, json_t *items, int header)
+{
+    static const char *const lead[] = {"id", "region"}, *const tail[] = {"created_at",
+                                                                         "updated_at"};
+    json_t *it;
+    size_t i;
+    if (header) {
+        for (size_t k = 0; k < 2; k++)
+            sbuf_addf(b, "%s,", lead[k]);
+        for (size_t k = 0; k < rt->nfields; k++)
+            sbuf_addf(b, "%s,", rt->fields[k].name);
+        sbuf_add(b, "created_at,updated_at\r\n");
+    }
+    json_array_foreach(items, i, it)
+    {
+        for (size_t k = 0; k < 2 + rt->nfields + 2; k++) {
+            const char *name = k < 2                 ? lead[k]
+                               : k < 2 + rt->nfields ? rt->fields[k - 2].name
+                                                     : tail[k - 2 - rt->nfields];
+            json_t *v = json_object_get(it, name);
+            if (k > 0)
+                sbuf_add(b, ",");
+            if (json_is_string(v))
+                sg_csv_cell(b, json_string_value(v));
+            else if (json_is_integer(v))
+                sbuf_addf(b, "%lld", (long long)json_integer_value(v));
+        }
+        sbuf_add(b, "\r\n");
+    }
+}
+
 static void handle_list(sg_api *api, const sg_rectype *rt, const sg_http_req *req, sg_api_resp *out)
 {
     sg_err err = {0};
@@ -259,7 +296,7 @@ static void handle_list(sg_api *api, const sg_rectype *rt, const sg_http_req *re
     const char *key;
     char *next = NULL;
     sg_query q = {0};
-    int rc;
+    int rc, csv = 0;
 
     rc = sg_http_query_parse(&params, req->query, &err);
     if (rc < 0)
@@ -282,6 +319,12 @@ static void handle_list(sg_api *api, const sg_rectype *rt, const sg_http_req *re
                 goto fail;
             }
             q.after = s;
+        } else if (strcmp(key, "format") == 0) {
+            if (strcmp(s, "csv") != 0 && strcmp(s, "json") != 0) {
+                rc = sg_err_set(&err, SG_EVALIDATE, "format: json or csv");
+                goto fail;
+            }
+            csv = s[0] == 'c';
         } else if (strcmp(key, "q") == 0) {
             q.q = s;
         } else if (strcmp(key, "region") == 0) {
@@ -309,7 +352,8 @@ static void handle_list(sg_api *api, const sg_rectype *rt, const sg_http_req *re
         json_object_foreach(params, key, v)
         {
             if (strcmp(key, "limit") && strcmp(key, "after") && strcmp(key, "q") &&
-                strcmp(key, "region") && strcmp(key, "from") && strcmp(key, "to"))
+                strcmp(key, "region") && strcmp(key, "from") && strcmp(key, "to") &&
+                strcmp(key, "format"))
                 json_object_set(eq, key, v);
         }
         if (json_object_get(eq, "id") != NULL) {
@@ -318,6 +362,43 @@ static void handle_list(sg_api *api, const sg_rectype *rt, const sg_http_req *re
             goto fail;
         }
         q.eq = eq;
+        if (csv) {
+            /* Every matching record, page by page (a page's size is limit's). */
+            sbuf b;
+            char after[SG_ID_MAX + 1] = "";
+            sbuf_init(&b);
+            if (q.after)
+                snprintf(after, sizeof(after), "%s", q.after);
+            for (int page = 0; rc == 0; page++) {
+                q.after = after[0] ? after : NULL;
+                rc = sg_store_list(&items, &next, api->st, rt, &q, &err);
+                if (rc < 0)
+                    break;
+                csv_items(&b, rt, items, page == 0);
+                json_decref(items);
+                items = NULL;
+                if (next == NULL)
+                    break;
+                snprintf(after, sizeof(after), "%s", next);
+                free(next);
+                next = NULL;
+            }
+            json_decref(eq);
+            json_decref(params);
+            if (rc < 0 || b.failed) {
+                sbuf_free(&b);
+                if (rc < 0)
+                    respond_err(out, &err);
+                else
+                    respond(out, 500, NULL);
+                return;
+            }
+            out->status = 200;
+            out->content_type = "text/csv; charset=utf-8";
+            out->body = b.s ? b.s : strdup("");
+            out->body_len = out->body ? strlen(out->body) : 0;
+            return;
+        }
         rc = sg_store_list(&items, &next, api->st, rt, &q, &err);
         json_decref(eq);
     }
@@ -966,7 +1047,260 @@ fail:
     respond_err(out, &err);
 }
 
+/* A hub's API over the network needs a token (auth.h): a viewer may read (GET), an admin may
+ * do anything. The Unix socket is the local operator's. /healthz and /readyz are open. 0 to go
+ * on, or -1 with the refusal in out (401 for no or a bad token, 403 for a viewer writing). */
+static int gate(sg_api *api, const sg_http_req *req, int public_route, sg_api_resp *out)
+{
+    sg_err err = {0};
+    sg_role role;
+    if (req->local || public_route || strcmp(api->role, "hub") != 0)
+        return 0;
+    if (sg_auth_check(&role, api->st, req->authorization, &err) < 0) {
+        sg_api_error(out, err.code, err.msg);
+        if (err.code == SG_EAUTH)
+            out->status = 401;
+        return -1;
+    }
+    if (role != SG_ROLE_ADMIN && !method_is(req, "GET") && !method_is(req, "HEAD")) {
+        sg_api_error(out, SG_EAUTH, "this token is a viewer's: it may read, not change anything");
+        return -1;
+    }
+    return 0;
+}
+
+/* GET /readyz: the database answers, its disk has room, and (hub) the CA can sign. */
+static void handle_readyz(sg_api *api, sg_api_resp *out)
+{
+    int db_ok = sg_store_seq(api->st) >= 0;
+    json_t *checks = json_pack("{s:b}", "database", db_ok);
+    int ok = db_ok;
+    if (api->db_path != NULL) {
+        struct statvfs vfs;
+        char dir[4096], *slash;
+        snprintf(dir, sizeof(dir), "%s", api->db_path);
+        slash = strrchr(dir, '/');
+        if (slash != NULL)
+            *(slash == dir ? slash + 1 : slash) = '\0';
+        /* 64 MiB free, or the next import or catch-up may fail half-way. */
+        int disk_ok = statvfs(dir, &vfs) == 0 &&
+                      (unsigned long long)vfs.f_bavail * vfs.f_frsize >= 64ull * 1024 * 1024;
+        json_object_set_new(checks, "disk", json_boolean(disk_ok));
+        ok = ok && disk_ok;
+    }
+    if (api->hub != NULL) {
+        int ca_ok = sg_hub_can_enroll(api->hub);
+        json_object_set_new(checks, "ca", json_boolean(ca_ok));
+    }
+    respond(out, ok ? 200 : 503,
+            json_pack("{s:s, s:o}", "status", ok ? "ready" : "degraded", "checks", checks));
+}
+
+/* "YYYY-MM-DDTHH:MM:SS..." (UTC) as Unix time. */
+static int iso_to_unix(const char *s, long long *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (long long)timegm(&tm);
+    return 0;
+}
+
+/* GET /metrics: the Prometheus text format (version 0.0.4). */
+static void handle_metrics(sg_api *api, sg_api_resp *out)
+{
+    sbuf b;
+    json_t *regions = strcmp(api->role, "hub") == 0 ? sg_hub_regions(api->hub, api->st) : NULL;
+    json_t *g;
+    size_t i;
+
+    sbuf_init(&b);
+    sbuf_addf(&b,
+              "# HELP sangam_info The node.\n# TYPE sangam_info gauge\n"
+              "sangam_info{role=\"%s\",version=\"%s\"} 1\n",
+              api->role, SANGAM_VERSION);
+    sbuf_addf(&b,
+              "# HELP sangam_changes_total Changes this node's log has given out.\n"
+              "# TYPE sangam_changes_total counter\nsangam_changes_total %lld\n",
+              (long long)sg_store_seq(api->st));
+    if (regions != NULL) {
+        static const struct {
+            const char *name, *type, *help, *key;
+        } m[] = {
+            {"sangam_region_connected", "gauge", "1 while the region is connected.", "connected"},
+            {"sangam_region_applied_total", "counter", "Changes applied from the region.",
+             "applied"},
+            {"sangam_region_cursor", "gauge", "The region's last applied change number.",
+             "last_seq"},
+            {"sangam_region_lag_changes", "gauge", "Changes the region has that the hub has not.",
+             "lag_changes"},
+            {"sangam_region_lag_seconds", "gauge", "Age of the oldest change not yet applied.",
+             "lag_seconds"},
+            {"sangam_region_quarantined", "gauge", "Changes held in quarantine.", "quarantined"},
+            {"sangam_region_data_age_seconds", "gauge", "Age of the newest applied change.",
+             "data_age_seconds"},
+        };
+        for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+            sbuf_addf(&b, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name,
+                      m[k].type);
+            json_array_foreach(regions, i, g)
+            {
+                json_t *v = json_object_get(g, m[k].key);
+                double x = json_is_true(v) ? 1 : json_is_number(v) ? json_number_value(v) : 0;
+                sbuf_addf(&b, "%s{region=\"%s\"} %g\n", m[k].name,
+                          json_string_value(json_object_get(g, "region")), x);
+            }
+        }
+        sbuf_addf(&b, "# HELP sangam_region_revoked 1 for a revoked region.\n"
+                      "# TYPE sangam_region_revoked gauge\n");
+        json_array_foreach(regions, i, g) sbuf_addf(&b, "sangam_region_revoked{region=\"%s\"} %d\n",
+                                                    json_string_value(json_object_get(g, "region")),
+                                                    json_object_get(g, "revoked_at") != NULL);
+        sbuf_addf(&b, "# HELP sangam_region_cert_expiry_timestamp_seconds When the region's "
+                      "newest certificate expires.\n"
+                      "# TYPE sangam_region_cert_expiry_timestamp_seconds gauge\n");
+        json_array_foreach(regions, i, g)
+        {
+            const char *na = json_string_value(json_object_get(g, "cert_not_after"));
+            long long at;
+            if (na != NULL && iso_to_unix(na, &at) == 0)
+                sbuf_addf(&b, "sangam_region_cert_expiry_timestamp_seconds{region=\"%s\"} %lld\n",
+                          json_string_value(json_object_get(g, "region")), at);
+        }
+        json_decref(regions);
+    }
+    sbuf_addf(&b, "# HELP sangam_api_requests_total API requests answered, by status.\n"
+                  "# TYPE sangam_api_requests_total counter\n");
+    for (int k = 0; k < SG_API_STATUS_SLOTS; k++)
+        if (api->requests[k] > 0)
+            sbuf_addf(&b, "sangam_api_requests_total{status=\"%d\"} %llu\n", 100 + k,
+                      (unsigned long long)api->requests[k]);
+    if (b.failed) {
+        sbuf_free(&b);
+        respond(out, 500, NULL);
+        return;
+    }
+    out->status = 200;
+    out->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    out->body = b.s ? b.s : strdup("");
+    out->body_len = out->body ? strlen(out->body) : 0;
+}
+
+/* GET /v1/reports/WHICH?region=R&from=D&to=D&format=csv */
+static void handle_report(sg_api *api, const char *which, const sg_http_req *req, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *params = NULL, *rep = NULL, *v;
+    const char *key, *format = NULL;
+    sg_report_filter f = {0};
+
+    if (sg_http_query_parse(&params, req->query, &err) < 0)
+        goto fail;
+    json_object_foreach(params, key, v)
+    {
+        const char *s = json_string_value(v);
+        if (strcmp(key, "region") == 0 && sg_region_id_valid(s, strlen(s))) {
+            f.region = s;
+        } else if ((strcmp(key, "from") == 0 || strcmp(key, "to") == 0) &&
+                   sg_date_valid(s, strlen(s))) {
+            *(key[0] == 'f' ? &f.from : &f.to) = s;
+        } else if (strcmp(key, "format") == 0 &&
+                   (strcmp(s, "csv") == 0 || strcmp(s, "json") == 0)) {
+            format = s;
+        } else {
+            sg_err_set(&err, SG_EVALIDATE,
+                       "%.40s: not a parameter of reports, or not a valid value (region=REGION, "
+                       "from=YYYY-MM-DD, to=YYYY-MM-DD, format=json|csv)",
+                       key);
+            goto fail;
+        }
+    }
+    if (sg_report(&rep, api->st, which, &f, &err) < 0)
+        goto fail;
+    if (format != NULL && strcmp(format, "csv") == 0) {
+        out->body = sg_report_csv(rep);
+        json_decref(rep);
+        if (out->body == NULL) {
+            respond(out, 500, NULL);
+        } else {
+            out->status = 200;
+            out->content_type = "text/csv; charset=utf-8";
+            out->body_len = strlen(out->body);
+        }
+    } else {
+        respond(out, 200, rep);
+    }
+    json_decref(params);
+    return;
+fail:
+    json_decref(params);
+    respond_err(out, &err);
+}
+
+/* /v1/tokens (GET list, POST {"name", "role"}) and /v1/tokens/ID/revoke (POST). */
+static void handle_tokens(sg_api *api, int n, char **seg, const sg_http_req *req, sg_api_resp *out)
+{
+    sg_err err = {0};
+    json_t *body = NULL, *res = NULL;
+
+    if (n == 2 && method_is(req, "GET")) {
+        if (sg_auth_list(&res, api->st, &err) < 0)
+            respond_err(out, &err);
+        else
+            respond(out, 200, json_pack("{s:o}", "items", res));
+        return;
+    }
+    if (n == 2 && method_is(req, "POST")) {
+        const char *name, *role;
+        if (parse_body(&body, req, &err) < 0) {
+            respond_err(out, &err);
+            return;
+        }
+        name = json_string_value(json_object_get(body, "name"));
+        role = json_string_value(json_object_get(body, "role"));
+        if (json_object_size(body) != 2 || name == NULL || role == NULL)
+            sg_err_set(&err, SG_EVALIDATE,
+                       "body must be {\"name\": NAME, \"role\": \"viewer\" | "
+                       "\"admin\"}");
+        else if (sg_auth_create(&res, api->st, name, role, &err) == 0)
+            sg_log(SG_LOG_INFO, "token_created", "id=%s role=%s",
+                   json_string_value(json_object_get(res, "id")), role);
+        json_decref(body);
+        if (res == NULL)
+            respond_err(out, &err);
+        else
+            respond(out, 201, res);
+        return;
+    }
+    if (n == 4 && strcmp(seg[3], "revoke") == 0 && method_is(req, "POST")) {
+        if (sg_auth_revoke(api->st, seg[2], &err) < 0) {
+            respond_err(out, &err);
+            return;
+        }
+        sg_log(SG_LOG_INFO, "token_revoked", "id=%s", seg[2]);
+        respond(out, 200, json_pack("{s:s, s:b}", "id", seg[2], "revoked", 1));
+        return;
+    }
+    if (n == 2)
+        not_allowed(out, req, "GET, POST");
+    else
+        sg_api_error(out, SG_ENOTFOUND, "no such route; see docs/API.md");
+}
+
+static void api_route(sg_api *api, const sg_http_req *req, sg_api_resp *out);
+
 void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
+{
+    api_route(api, req, out);
+    if (out->status >= 100 && out->status < 100 + SG_API_STATUS_SLOTS)
+        api->requests[out->status - 100]++;
+}
+
+static void api_route(sg_api *api, const sg_http_req *req, sg_api_resp *out)
 {
     char buf[SG_HTTP_URL_MAX];
     char *seg[4];
@@ -975,6 +1309,25 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
 
     memset(out, 0, sizeof(*out));
     n = split_path(req->path, buf, sizeof(buf), seg, 4);
+    if (gate(api, req, n == 1 && (strcmp(seg[0], "healthz") == 0 || strcmp(seg[0], "readyz") == 0),
+             out) < 0)
+        return;
+    if (n == 1 && strcmp(seg[0], "readyz") == 0) {
+        if (!method_is(req, "GET")) {
+            not_allowed(out, req, "GET");
+            return;
+        }
+        handle_readyz(api, out);
+        return;
+    }
+    if (n == 1 && strcmp(seg[0], "metrics") == 0) {
+        if (!method_is(req, "GET")) {
+            not_allowed(out, req, "GET");
+            return;
+        }
+        handle_metrics(api, out);
+        return;
+    }
     if (n == 1 && strcmp(seg[0], "healthz") == 0) {
         if (!method_is(req, "GET")) {
             not_allowed(out, req, "GET");
@@ -1006,6 +1359,22 @@ void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
             handle_changes(api, req, out);
             return;
         }
+    }
+    if (strcmp(seg[1], "tokens") == 0) {
+        if (strcmp(api->role, "hub") != 0) {
+            sg_api_error(out, SG_ENOTFOUND, "only the hub has API tokens");
+            return;
+        }
+        handle_tokens(api, n, seg, req, out);
+        return;
+    }
+    if (n == 3 && strcmp(seg[1], "reports") == 0) {
+        if (!method_is(req, "GET")) {
+            not_allowed(out, req, "GET");
+            return;
+        }
+        handle_report(api, seg[2], req, out);
+        return;
     }
     if (n == 2 && strcmp(seg[1], "backup") == 0) {
         handle_backup(api, req, out);

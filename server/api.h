@@ -11,11 +11,14 @@
 #include "http.h"
 #include "store.h"
 
+#define SG_API_STATUS_SLOTS 500 /* statuses 100..599 counted for /metrics */
+
 typedef struct sg_api_resp {
     int status; /* HTTP status */
     char *body; /* owned JSON text (may be NULL for 204) */
     size_t body_len;
-    const char *error_code; /* the error's name when status >= 400, for the request log */
+    const char *error_code;   /* the error's name when status >= 400, for the request log */
+    const char *content_type; /* static; NULL means application/json */
 } sg_api_resp;
 
 struct sg_hub;
@@ -29,7 +32,8 @@ typedef struct sg_api {
     const char *db_path;      /* the database file (for online backups), or NULL */
     struct uv_loop_s *loop;   /* the node's loop (backups run in its thread pool), or NULL */
     struct sg_backup *backup; /* the last online backup (owned; sg_api_close frees it) */
-    struct sg_hub *hub;       /* the hub's replication listener, or NULL */
+    unsigned long long requests[SG_API_STATUS_SLOTS]; /* answers by status - 100 (metrics) */
+    struct sg_hub *hub;                               /* the hub's replication listener, or NULL */
     struct sg_uplink *uplink; /* a region's replication to its hub, or NULL */
 } sg_api;
 

@@ -37,6 +37,8 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
     /* The head is handed to llhttp in one piece, so a field name arrives whole. */
     if (len == 12 && strncasecmp(at, "content-type", 12) == 0)
         p->hdr_state = 1;
+    else if (len == 13 && strncasecmp(at, "authorization", 13) == 0)
+        p->hdr_state = 3;
     else if (len == 17 && strncasecmp(at, "transfer-encoding", 17) == 0)
         return fail_cb(p, 400,
                        "Transfer-Encoding is not accepted in requests; send Content-Length");
@@ -53,6 +55,14 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
             len = sizeof(p->req.content_type) - 1;
         memcpy(p->req.content_type, at, len);
         p->req.content_type[len] = '\0';
+    } else if (p->hdr_state == 3) {
+        /* A value that does not fit is no token of ours: remember that it was too long. */
+        if (len >= sizeof(p->req.authorization))
+            snprintf(p->req.authorization, sizeof(p->req.authorization), "!");
+        else {
+            memcpy(p->req.authorization, at, len);
+            p->req.authorization[len] = '\0';
+        }
     }
     return 0;
 }

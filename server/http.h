@@ -32,6 +32,8 @@ typedef struct sg_http_req {
     char *path;                /* points into url: the part before '?' (NUL-terminated) */
     char *query;               /* points into url: after '?', or "" */
     char content_type[128];    /* Content-Type value, or "" */
+    char authorization[128];   /* Authorization value, or "" ("!" when longer than fits) */
+    int local;                 /* set by the transport: the request came over the Unix socket */
     char *body;                /* owned by the parser; NUL-terminated for convenience */
     size_t body_len;
     int keep_alive; /* the connection may serve another request after this one */

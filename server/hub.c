@@ -771,3 +771,8 @@ int sg_hub_revoke(int *out_dropped, sg_hub *hub, const char *region, sg_err *err
     sg_log(SG_LOG_WARN, "region_revoked", "region=%s dropped=%d", region, *out_dropped);
     return 0;
 }
+
+int sg_hub_can_enroll(const sg_hub *hub)
+{
+    return hub != NULL && hub->ca != NULL;
+}

@@ -32,6 +32,8 @@ struct sg_token;
 /* A one-time invite for region valid ttl_ms; addr overrides [listen] public / address. */
 int sg_hub_invite(struct sg_token *out, char expires_at[32], sg_hub *hub, const char *region,
                   int64_t ttl_ms, const char *addr, sg_err *err);
+/* 1 if this hub holds its CA's key and can enroll and renew regions. */
+int sg_hub_can_enroll(const sg_hub *hub);
 /* Revokes region and drops its live connections (*out_dropped of them) at once. */
 int sg_hub_revoke(int *out_dropped, sg_hub *hub, const char *region, sg_err *err);
 

@@ -110,7 +110,8 @@ static void conn_close(conn *c)
     uv_close(&c->h.handle, on_conn_handle_closed);
 }
 
-static void send_response(conn *c, int status, const char *body, size_t len, int keep_alive);
+static void send_response(conn *c, int status, const char *type, const char *body, size_t len,
+                          int keep_alive);
 
 static void on_timeout(uv_timer_t *t)
 {
@@ -119,7 +120,7 @@ static void on_timeout(uv_timer_t *t)
         !c->closing) {
         sg_api_resp resp;
         sg_api_error(&resp, SG_EHTTP, "the request did not arrive whole within 30 s");
-        send_response(c, 408, resp.body, resp.body_len, 0);
+        send_response(c, 408, NULL, resp.body, resp.body_len, 0);
         sg_api_resp_free(&resp);
         sg_log(SG_LOG_WARN, "request_timeout", "peer=%s", c->peer);
         uv_read_stop(&c->h.stream);
@@ -193,11 +194,13 @@ static void conn_send(conn *c, char *data, size_t len)
     c->pending_writes++;
 }
 
-static void send_response(conn *c, int status, const char *body, size_t len, int keep_alive)
+static void send_response(conn *c, int status, const char *type, const char *body, size_t len,
+                          int keep_alive)
 {
     char *out;
     size_t out_len;
-    if (sg_http_format(&out, &out_len, status, "application/json", body, len, keep_alive) < 0) {
+    if (sg_http_format(&out, &out_len, status, type ? type : "application/json", body, len,
+                       keep_alive) < 0) {
         conn_close(c);
         return;
     }
@@ -213,8 +216,9 @@ static void serve_request(conn *c)
     int keep_alive = req->keep_alive && !c->srv->shutting_down;
     uint64_t t0 = uv_hrtime();
 
+    req->local = strcmp(c->peer, "unix") == 0;
     sg_api_handle(c->srv->api, req, &resp);
-    send_response(c, resp.status, resp.body, resp.body_len, keep_alive);
+    send_response(c, resp.status, resp.content_type, resp.body, resp.body_len, keep_alive);
     sg_log(resp.status >= 500 ? SG_LOG_ERROR : SG_LOG_INFO, "request",
            "method=%s path=%s status=%d%s%s ms=%.2f peer=%s", req->method,
            sg_logq(qpath, sizeof(qpath), req->path), resp.status, resp.error_code ? " code=" : "",
@@ -247,7 +251,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (rc < 0) {
             sg_api_resp resp;
             sg_api_error(&resp, err.code, err.msg);
-            send_response(c, status, resp.body, resp.body_len, 0);
+            send_response(c, status, NULL, resp.body, resp.body_len, 0);
             sg_log(SG_LOG_WARN, "bad_request", "status=%d code=%s peer=%s", status,
                    sg_strerror_name(err.code), c->peer);
             sg_api_resp_free(&resp);

@@ -18,7 +18,7 @@ say() { printf '\n==> %s\n' "$*"; }
 
 # 1. Packages: one list, shared with the demo (deploy/deps.sh).
 source deploy/deps.sh
-sangam_install_deps
+sangam_install_deps --test
 
 # 2. Style: formatting and functions the house style bans.
 say "format and banned-function check"

@@ -302,9 +302,9 @@ static void test_identity_and_version_checks(void **state)
                      SQLITE_OK);
 }
 
-/* A database written by a version 1 sangamd opens as version 2: the new tables appear, the
- * records stay, capture goes on. */
-static void test_migrates_v1_to_v2(void **state)
+/* A database written by a version 1 sangamd opens at the current version: the new tables appear,
+ * the records stay, capture goes on. */
+static void test_migrates_v1_to_current(void **state)
 {
     extern const char sg_schema_sql[];
     fixture *f = *state;
@@ -329,7 +329,8 @@ static void test_migrates_v1_to_v2(void **state)
     if (sg_store_open(&st, path, "hub", "hub", &err) < 0)
         fail_msg("open v1: %s", err.msg);
     db = sg_store_db(st);
-    assert_int_equal(query_int(db, "PRAGMA user_version"), 2);
+    assert_int_equal(query_int(db, "PRAGMA user_version"), SG_SCHEMA_VERSION);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sg_tokens"), 0);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sg_invites"), 0);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sg_certs"), 0);
     assert_int_equal(query_int(db, "SELECT last_seq FROM sg_regions WHERE region = 'awadh' AND "
@@ -453,7 +454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_off_and_back_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_trigger_is_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_and_version_checks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrates_v1_to_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_v1_to_current, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_and_references, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging_and_filters, setup, teardown),
     };

@@ -3,7 +3,7 @@
  *
  * Capacity doubles so n appends cost O(n) copies; every append keeps the NUL terminator.
  */
-#include "sbuf.h"
+#include "sangam/sbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

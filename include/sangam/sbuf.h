@@ -1,13 +1,14 @@
 /*
- * sbuf.h - a growable NUL-terminated string buffer for building URLs, query strings and lines.
+ * sangam/sbuf.h - a growable NUL-terminated string buffer for building URLs, query strings and
+ * lines.
  *
  * Invariants: after sbuf_init, s is either NULL (nothing appended yet) or a NUL-terminated string
  * of len bytes in a cap-byte allocation owned by the sbuf. Appends that cannot allocate set the
  * sticky `failed` flag and leave the contents unchanged, so callers may append freely and check
  * once at the end.
  */
-#ifndef SANGAM_CLIENT_SBUF_H
-#define SANGAM_CLIENT_SBUF_H
+#ifndef SANGAM_SBUF_H
+#define SANGAM_SBUF_H
 
 #include <stddef.h>
 
