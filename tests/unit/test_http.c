@@ -53,8 +53,10 @@ static void test_split_everywhere(void **state)
 
 static void test_pipelined(void **state)
 {
-    const char two[] = "GET /a HTTP/1.1\r\nHost: n\r\n\r\nGET /b HTTP/1.1\r\nHost: n\r\n"
-                       "Connection: close\r\n\r\n";
+    /* The first request carries a token; the second, on the same connection, must not
+     * inherit it (a keep-alive connection is not a session). */
+    const char two[] = "GET /a HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer sgt_x\r\n\r\n"
+                       "GET /b HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n";
     sg_http_parser p;
     size_t used = 0, off = 0;
     int status = 0;
@@ -64,6 +66,7 @@ static void test_pipelined(void **state)
     sg_http_parser_init(&p);
     assert_int_equal(sg_http_parser_feed(&p, two, sizeof(two) - 1, &used, &status, &err), 1);
     assert_string_equal(p.req.path, "/a");
+    assert_string_equal(p.req.authorization, "Bearer sgt_x");
     assert_true(p.req.keep_alive);
     off = used;
     assert_true(off < sizeof(two) - 1);
@@ -71,6 +74,7 @@ static void test_pipelined(void **state)
     assert_int_equal(
         sg_http_parser_feed(&p, two + off, sizeof(two) - 1 - off, &used, &status, &err), 1);
     assert_string_equal(p.req.path, "/b");
+    assert_string_equal(p.req.authorization, "");
     assert_false(p.req.keep_alive);
     assert_int_equal(off + used, sizeof(two) - 1);
     sg_http_parser_free(&p);
