@@ -16,8 +16,9 @@
  *   3. the strict framing holds for every request that got through: its head (after any empty
  *      lines) has no bare CR, no bare LF, no obsolete line folding, no Transfer-Encoding header
  *      and is at most SG_HTTP_HEAD_MAX bytes (docs/API.md, CVE-2023-30589);
- *   4. every answer is one JSON object (none for 204), and an error answer is exactly
- *      {"error": {"code": <the code sg_api_handle reported>, "message": ...}};
+ *   4. every answer is one JSON object (none for 204) - except a successful text/... answer
+ *      (CSV exports, /metrics), which is text without NUL bytes - and an error answer is always
+ *      exactly {"error": {"code": <the code sg_api_handle reported>, "message": ...}};
  *   5. no request leaves a transaction open on the database;
  *   6. sg_http_query_parse yields an object of strings with non-empty keys.
  *
@@ -101,6 +102,11 @@ static void check_response(const sg_api_resp *resp)
     require(resp->status >= 200 && resp->status <= 599);
     if (resp->status == 204) {
         require(resp->body == NULL || resp->body_len == 0);
+        return;
+    }
+    if (resp->content_type != NULL) {
+        require(resp->status < 400 && strncmp(resp->content_type, "text/", 5) == 0);
+        require(resp->body != NULL && strlen(resp->body) == resp->body_len);
         return;
     }
     require(resp->body != NULL && resp->body_len > 0 && resp->body[resp->body_len - 1] == '\n');
