@@ -108,15 +108,20 @@ static void session_row(json_t *rep, sqlite3_stmt *s)
     json_t *parts[2] = {part(rep, col(s, 0), "sessions"), total(rep, "sessions")};
     long long n = sqlite3_column_int64(s, 3), a = sqlite3_column_int64(s, 4);
     for (int i = 0; i < 2; i++) {
-        json_t *month;
+        json_t *by_month, *month;
         add(parts[i], "total", NULL, n);
         add(parts[i], "attendance", NULL, a);
         add(parts[i], "by_kind", col(s, 1), n);
-        add(parts[i], "by_month", col(s, 2), 0);
-        month = json_object_get(json_object_get(parts[i], "by_month"), col(s, 2));
-        if (!json_is_object(month)) {
+        /* Rows are per kind and month: a month seen before (another kind) keeps its counts. */
+        by_month = json_object_get(parts[i], "by_month");
+        if (by_month == NULL) {
+            by_month = json_object();
+            json_object_set_new(parts[i], "by_month", by_month);
+        }
+        month = json_object_get(by_month, col(s, 2));
+        if (month == NULL) {
             month = json_object();
-            json_object_set_new(json_object_get(parts[i], "by_month"), col(s, 2), month);
+            json_object_set_new(by_month, col(s, 2), month);
         }
         add(month, "sessions", NULL, n);
         add(month, "attendance", NULL, a);

@@ -71,6 +71,7 @@ fill() { # fill REGION SEED
     s1=$($c session add --kind training --title "Training" --date 2026-03-10)
     $c session attend "$s1" "$m1" "$m2" >/dev/null
     $c session add --kind radio_show --title "Radio" --date 2026-04-02 >/dev/null
+    $c session add --kind whatsapp --title "WhatsApp clinic" --date 2026-03-20 >/dev/null
     i1=$($c issue raise --by "$m1" --category finance --title "Loan" --opened 2026-03-01)
     $c issue update "$i1" --status in_progress --assign "$org" --note "Forwarded" >/dev/null
     i2=$($c issue raise --by "$m2" --category market --title "Buyer" --opened 2026-03-02)
@@ -145,6 +146,8 @@ check "youth under 35" "$(j 'd["total"]["members"]["youth_under_35"]' <<<"$r")" 
     "$(hubsql "SELECT count(*) FROM members WHERE birth_year > CAST(strftime('%Y','now') AS INTEGER) - 35")"
 check "sessions by month with attendance" "$(j 'd["regions"]["mirzapur"]["sessions"]["by_month"]["2026-03"]["attendance"]' <<<"$r")" \
     "$(hubsql "SELECT count(*) FROM attendance a JOIN sessions s ON s.id = a.session_id WHERE s.region = 'mirzapur' AND s.held_on LIKE '2026-03%'")"
+check "sessions of two kinds in one month both count" "$(j 'd["total"]["sessions"]["by_month"]["2026-03"]["sessions"]' <<<"$r")" \
+    "$(hubsql "SELECT count(*) FROM sessions WHERE held_on LIKE '2026-03%'")"
 check "issues by status" "$(j 'd["total"]["issues"]["by_status"]["resolved"]' <<<"$r")" \
     "$(hubsql "SELECT count(*) FROM issues WHERE status = 'resolved'")"
 check "median days to resolution" "$(j 'round(d["total"]["issues"]["median_days_to_resolution"])' <<<"$r")" \
