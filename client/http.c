@@ -256,10 +256,15 @@ static int unreachable(const http_client *c, CURLcode rc)
                 "sangam: cannot reach the node at %s: %s; check that sangamd is running "
                 "and that --node or SANGAM_NODE names its [api] socket\n",
                 c->where, detail);
+    } else if (rc == CURLE_PEER_FAILED_VERIFICATION && getenv("SANGAM_CA") == NULL) {
+        fprintf(stderr,
+                "sangam: the node at %s has a certificate this machine does not trust (%s): "
+                "set SANGAM_CA to the coalition CA (the hub's pki/ca.pem)\n",
+                c->where, detail);
     } else {
         fprintf(stderr,
                 "sangam: cannot reach the node at %s: %s; check that sangamd is running there "
-                "with [api] listen set\n",
+                "with [api] listen or https set\n",
                 c->where, detail);
     }
     return CLI_EXIT_UNREACHABLE;
@@ -315,6 +320,12 @@ int http_send(http_client *c, const http_request *req, http_response *out)
     if (c->socket != NULL) {
         curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket);
         curl_easy_setopt(c->curl, CURLOPT_PROXY, "");
+    }
+    /* A hub's HTTPS certificate is signed by the coalition CA, not a public one: with
+     * SANGAM_CA, trust that file alone (never the system store as well). */
+    if (c->socket == NULL && getenv("SANGAM_CA") != NULL && getenv("SANGAM_CA")[0]) {
+        curl_easy_setopt(c->curl, CURLOPT_CAINFO, getenv("SANGAM_CA"));
+        curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
     }
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);

@@ -9,8 +9,12 @@ SANGAM_PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt
   libcurl4-openssl-dev libcmocka-dev libcsv-dev node-llhttp libsystemd-dev python3 curl git)
 
 # Only the test suite needs these: prometheus for promtool (tests/integration/test_hq.sh checks
-# /metrics with `promtool check metrics`).
-SANGAM_TEST_PACKAGES=(prometheus)
+# /metrics with `promtool check metrics`); chromium, nodejs and npm for the dashboard's browser
+# test (tests/browser/run.sh: Debian's headless Chromium driven by playwright-core from the npm
+# registry). npm only when there is none: a Node.js that brings its own (NodeSource's nodejs
+# package) conflicts with Debian's npm package, and apt-get would refuse the whole list.
+SANGAM_TEST_PACKAGES=(prometheus chromium nodejs)
+command -v npm >/dev/null 2>&1 || SANGAM_TEST_PACKAGES+=(npm)
 
 # sangam_install_deps [--test]: installs the missing packages (with --test, the test ones too).
 sangam_install_deps() {

@@ -1291,6 +1291,61 @@ static void handle_tokens(sg_api *api, int n, char **seg, const sg_http_req *req
         sg_api_error(out, SG_ENOTFOUND, "no such route; see docs/API.md");
 }
 
+/* The hub's dashboard (server/dashboard/), built into sangamd by cmake/embed.cmake. The page and
+ * its assets hold no data, so they are served without a token: the page asks for one and reads
+ * the API with it. The transport sets the headers (Cache-Control: no-store among them); the
+ * page's Content-Security-Policy is a <meta> tag in index.html. */
+extern const char sg_dash_index_html[], sg_dash_app_js[], sg_dash_style_css[];
+extern const size_t sg_dash_index_html_len, sg_dash_app_js_len, sg_dash_style_css_len;
+
+static const struct {
+    const char *path;         /* the request path that gets it */
+    const char *content_type; /* its Content-Type */
+    const char *data;         /* the embedded bytes */
+    const size_t *len;        /* their count */
+} dashboard_files[] = {
+    {"/", "text/html; charset=utf-8", sg_dash_index_html, &sg_dash_index_html_len},
+    {"/dashboard", "text/html; charset=utf-8", sg_dash_index_html, &sg_dash_index_html_len},
+    {"/dashboard/app.js", "text/javascript; charset=utf-8", sg_dash_app_js, &sg_dash_app_js_len},
+    {"/dashboard/style.css", "text/css; charset=utf-8", sg_dash_style_css, &sg_dash_style_css_len},
+};
+
+/* Answers a request for `/`, `/dashboard` or `/dashboard/...` and returns 1; returns 0 (out
+ * untouched) for any other path. Only a hub serves the dashboard: it reads the hub's routes. */
+static int handle_dashboard(sg_api *api, const sg_http_req *req, sg_api_resp *out)
+{
+    size_t i, n = sizeof(dashboard_files) / sizeof(dashboard_files[0]);
+
+    for (i = 0; i < n; i++)
+        if (strcmp(req->path, dashboard_files[i].path) == 0)
+            break;
+    if (i == n && strncmp(req->path, "/dashboard/", 11) != 0)
+        return 0;
+    if (strcmp(api->role, "hub") != 0) {
+        sg_api_error(out, SG_ENOTFOUND,
+                     "the dashboard is served by the hub; this node is a region");
+        return 1;
+    }
+    if (i == n) {
+        sg_api_error(out, SG_ENOTFOUND, "no such dashboard file; the dashboard is at /");
+        return 1;
+    }
+    if (!method_is(req, "GET")) {
+        not_allowed(out, req, "GET");
+        return 1;
+    }
+    out->body = malloc(*dashboard_files[i].len + 1);
+    if (out->body == NULL) {
+        respond(out, 500, NULL);
+        return 1;
+    }
+    memcpy(out->body, dashboard_files[i].data, *dashboard_files[i].len + 1);
+    out->body_len = *dashboard_files[i].len;
+    out->status = 200;
+    out->content_type = dashboard_files[i].content_type;
+    return 1;
+}
+
 static void api_route(sg_api *api, const sg_http_req *req, sg_api_resp *out);
 
 void sg_api_handle(sg_api *api, const sg_http_req *req, sg_api_resp *out)
@@ -1308,6 +1363,8 @@ static void api_route(sg_api *api, const sg_http_req *req, sg_api_resp *out)
     int n;
 
     memset(out, 0, sizeof(*out));
+    if (handle_dashboard(api, req, out))
+        return; /* no token: the page holds no data */
     n = split_path(req->path, buf, sizeof(buf), seg, 4);
     if (gate(api, req, n == 1 && (strcmp(seg[0], "healthz") == 0 || strcmp(seg[0], "readyz") == 0),
              out) < 0)

@@ -217,6 +217,8 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         snprintf(cfg->api_listen, sizeof(cfg->api_listen), "%s", value);
         return 1;
     }
+    if (strcmp(section, "api") == 0 && strcmp(name, "https") == 0)
+        return set_addr(c, "[api] https", value, cfg->api_https, sizeof(cfg->api_https));
     if (strcmp(section, "log") == 0 && strcmp(name, "level") == 0) {
         if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn") &&
             strcmp(value, "error")) {
@@ -334,6 +336,11 @@ int sg_config_load(sg_config *out, const char *path, sg_err *err)
         return sg_err_set(err, SG_ECONFIG,
                           "%s: [%s]: only the hub holds the CA key and invites regions", path,
                           out->tls_ca_key[0] ? "tls] ca_key" : "listen] public");
+    if (strcmp(out->role, "region") == 0 && out->api_https[0] != '\0')
+        return sg_err_set(err, SG_ECONFIG,
+                          "%s: [api] https: only the hub serves HTTPS (with its [tls] cert and "
+                          "key); a region serves its API on [api] socket and listen",
+                          path);
     if (strcmp(out->role, "region") == 0 && strcmp(out->id, "hub") == 0)
         return sg_err_set(err, SG_ECONFIG,
                           "%s: [node] id: 'hub' is reserved for the hub's certificate name", path);
@@ -348,10 +355,10 @@ int sg_config_load(sg_config *out, const char *path, sg_err *err)
                               "cert and key)",
                               path, missing);
     }
-    if (out->api_socket[0] == '\0' && out->api_listen[0] == '\0')
+    if (out->api_socket[0] == '\0' && out->api_listen[0] == '\0' && out->api_https[0] == '\0')
         return sg_err_set(err, SG_ECONFIG,
-                          "%s: [api] socket: missing (and no [api] listen): the node would "
-                          "serve no one",
+                          "%s: [api] socket: missing (and no [api] listen or https): the node "
+                          "would serve no one",
                           path);
     return 0;
 }

@@ -7,7 +7,8 @@
  *   db = /var/lib/sangam/bundelkhand.db
  *   [api]
  *   socket = /run/sangam/bundelkhand.sock   ; local admin, permissions 0660
- *   listen = 127.0.0.1:7480                 ; optional TCP listener
+ *   listen = 127.0.0.1:7480                 ; optional TCP listener (plain HTTP)
+ *   https = 0.0.0.0:7443    ; hub: optional HTTPS listener, with [tls] cert and key (TLS 1.2+)
  *   [hub]                    ; region: where to replicate (omit to run standalone)
  *   address = hub.example.org:7400
  *   [listen]                 ; hub: where regions connect
@@ -51,6 +52,7 @@ typedef struct sg_config {
     char db[PATH_MAX];                       /* absolute database path */
     char api_socket[SG_SOCKET_PATH_MAX + 1]; /* Unix socket path, or "" */
     char api_listen[64];                     /* host:port, or "" */
+    char api_https[64];                      /* hub: host:port served over HTTPS, or "" */
     char log_level[8];                       /* "info" by default */
     char hub_address[128];                   /* region: the hub's host:port, or "" (standalone) */
     char listen_address[64];                 /* hub: host:port regions connect to */

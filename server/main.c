@@ -272,6 +272,11 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = sg_http_server_start(&n.http, &n.loop, &n.api, n.cfg.api_socket, n.cfg.api_listen,
                                   &err);
+    /* The hub's API over HTTPS, with the hub's own certificate ([api] https; config.c allows it
+     * on a hub only). */
+    if (rc == 0 && n.cfg.api_https[0] != '\0' && strcmp(n.cfg.role, "hub") == 0)
+        rc = sg_http_server_listen_https(n.http, n.cfg.api_https, n.cfg.tls_cert, n.cfg.tls_key,
+                                         &err);
     if (rc < 0) {
         sg_log(SG_LOG_ERROR, "start_failed", "code=%s", sg_strerror_name(err.code));
         fprintf(stderr, "sangamd: %s\n", err.msg);

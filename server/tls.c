@@ -22,6 +22,10 @@
  *     connection that negotiated sangam/1 still needs a verified certificate, one that negotiated
  *     sangam-join/1 is marked join and never yields a region. A join client trusts no CA file:
  *     tls_join_verify_cb() takes its one trust anchor from the hub's own chain, by pin.
+ *   - An HTTPS context (sg_tls_ctx_new_https) shares none of the replication policy but the
+ *     engine: it has no client-hello callback (so none of the sangam/1 rules above), requests
+ *     no certificate, allows TLS 1.2, and has its own ALPN callback (http/1.1 or nothing).
+ *     tls_established() accepts it without a peer, and it never yields a region.
  */
 #include "tls.h"
 
@@ -51,6 +55,15 @@ static const unsigned char tls_alpn_join_wire[] = "\x0d" SG_TLS_ALPN_JOIN;
 /* The hub's list, in its order of preference: a client that offers both is a region. */
 static const unsigned char tls_alpn_hub_wire[] = "\x08" SG_TLS_ALPN "\x0d" SG_TLS_ALPN_JOIN;
 #define TLS_ALPN_HUB_WIRE_LEN (sizeof(tls_alpn_hub_wire) - 1)
+_Static_assert(sizeof(SG_TLS_ALPN_HTTP) - 1 == 0x08, "the length prefix of tls_alpn_http_wire");
+static const unsigned char tls_alpn_http_wire[] = "\x08" SG_TLS_ALPN_HTTP;
+#define TLS_ALPN_HTTP_WIRE_LEN (sizeof(tls_alpn_http_wire) - 1)
+
+/* HTTPS with TLS 1.2: forward secrecy and AEAD only (TLS 1.3's suites are all such). */
+#define TLS_HTTPS_CIPHERS_12                                                                       \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 #define TLS_VERIFY_DEPTH 4 /* leaf, CA, and room for an intermediate or two */
 
@@ -58,6 +71,7 @@ struct sg_tls_ctx {
     SSL_CTX *ssl_ctx;            /* owned; every SSL made from it holds its own reference */
     int is_server;               /* 1 for the hub's side, 0 for a region's */
     int join;                    /* made by sg_tls_ctx_new_join: a client enrolling */
+    int https;                   /* made by sg_tls_ctx_new_https: serving the API to browsers */
     char pin[SG_CA_PIN_LEN + 1]; /* join: the invite's CA pin (lowercase hex), else "" */
 };
 
@@ -100,6 +114,7 @@ struct sg_tls {
     char pin[SG_CA_PIN_LEN + 1]; /* join client: the invite's CA pin, copied from the context */
     X509 *pinned;                /* join client: the CA that verified the hub (owned), or NULL */
     int join;                    /* the handshake completed with ALPN sangam-join/1 */
+    int https;                   /* copied from the context: an HTTPS server connection */
 };
 
 /* -------------------------------------------------------------------------------------------
@@ -240,10 +255,30 @@ static int alpn_is(const unsigned char *alpn, unsigned len, const char *proto)
     return len == strlen(proto) && memcmp(alpn, proto, len) == 0;
 }
 
-/* The ALPN protocol this engine must end up with: the client's own; for the hub, either. */
+/* The ALPN protocol this engine must end up with: the client's own; for the hub, either; for
+ * HTTPS, http/1.1 (or none). */
 static const char *alpn_expected(const sg_tls *t)
 {
-    return t->join_client ? SG_TLS_ALPN_JOIN : SG_TLS_ALPN;
+    return t->https ? SG_TLS_ALPN_HTTP : t->join_client ? SG_TLS_ALPN_JOIN : SG_TLS_ALPN;
+}
+
+/* Lists the ALPN protocols of the wire-format list in[0..inlen) into out (cap bytes) as
+ * "'a', 'b'", each name made printable, reading within bounds of in; "nothing" when empty. */
+static void alpn_offered(char *out, size_t cap, const unsigned char *in, unsigned inlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < inlen && used + 4 < cap;) {
+        unsigned l = in[i++];
+        char name[40];
+        if (l > inlen - i)
+            break;
+        printable(name, sizeof(name), in + i, l);
+        used += (size_t)snprintf(out + used, cap - used, "%s'%s'", used ? ", " : "", name);
+        i += l;
+    }
+    if (out[0] == '\0')
+        snprintf(out, cap, "nothing");
 }
 
 /* -------------------------------------------------------------------------------------------
@@ -317,8 +352,7 @@ static int tls_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char
     sg_tls *t = SSL_get_app_data(ssl);
     unsigned char *sel = NULL;
     unsigned char sellen = 0;
-    char offered[160] = "";
-    size_t used = 0;
+    char offered[160];
     (void)arg;
 
     if (SSL_select_next_proto(&sel, &sellen, tls_alpn_hub_wire, TLS_ALPN_HUB_WIRE_LEN, in, inlen) ==
@@ -327,21 +361,40 @@ static int tls_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char
         *outlen = sellen;
         return SSL_TLSEXT_ERR_OK;
     }
-    /* List what the peer offered, each name made printable, within bounds of in. */
-    for (unsigned i = 0; i < inlen && used + 4 < sizeof(offered);) {
-        unsigned l = in[i++];
-        char name[40];
-        if (l > inlen - i)
-            break;
-        printable(name, sizeof(name), in + i, l);
-        used += (size_t)snprintf(offered + used, sizeof(offered) - used, "%s'%s'", used ? ", " : "",
-                                 name);
-        i += l;
-    }
+    alpn_offered(offered, sizeof(offered), in, inlen);
     t->why_code = SG_ETLS;
     snprintf(t->why, sizeof(t->why),
-             "no common ALPN protocol (expected " SG_TLS_ALPN ", the peer offered %s)",
-             offered[0] ? offered : "nothing");
+             "no common ALPN protocol (expected " SG_TLS_ALPN ", the peer offered %s)", offered);
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* HTTPS server: selects "http/1.1", or fails the handshake with alert no_application_protocol
+ * when the client offers only other protocols (h2 alone). OpenSSL calls this only when the
+ * client sent an ALPN list; a client that sent none is served HTTP/1.1 all the same. */
+static int tls_alpn_https_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                             const unsigned char *in, unsigned int inlen, void *arg)
+{
+    sg_tls *t = SSL_get_app_data(ssl);
+    unsigned char *sel = NULL;
+    unsigned char sellen = 0;
+    char offered[160];
+    (void)arg;
+
+    if (SSL_select_next_proto(&sel, &sellen, tls_alpn_http_wire, TLS_ALPN_HTTP_WIRE_LEN, in,
+                              inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        *outlen = sellen;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    alpn_offered(offered, sizeof(offered), in, inlen);
+    t->why_code = SG_ETLS;
+    snprintf(t->why, sizeof(t->why),
+             "no common ALPN protocol: this server speaks " SG_TLS_ALPN_HTTP
+             " only and the client offered %s%s",
+             offered,
+             strstr(offered, "'h2'") != NULL ? " (HTTP/2 is not served: let the client fall back "
+                                               "to HTTP/1.1, e.g. curl --http1.1)"
+                                             : "");
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
@@ -567,6 +620,22 @@ static int tls_explain_verify(sg_tls *t, sg_err *err)
 /* A fatal alert from the peer: the peer refused something of ours. */
 static int tls_explain_alert(sg_tls *t, sg_err *err)
 {
+    if (t->https) {
+        switch (t->alert_recv) {
+        case SSL_AD_UNKNOWN_CA:
+        case SSL_AD_BAD_CERTIFICATE:
+        case SSL_AD_CERTIFICATE_UNKNOWN:
+        case SSL_AD_CERTIFICATE_EXPIRED:
+        case SSL_AD_UNSUPPORTED_CERTIFICATE:
+            return tls_fail(t, err, SG_EAUTH,
+                            "the client refused the hub's certificate (%s): it must trust the "
+                            "coalition CA (e.g. curl --cacert pki/ca.pem) and use a name the "
+                            "certificate carries",
+                            SSL_alert_desc_string_long(t->alert_recv));
+        default:
+            break;
+        }
+    }
     switch (t->alert_recv) {
     case SSL_AD_UNKNOWN_CA:
         return tls_fail(t, err, SG_EAUTH,
@@ -595,7 +664,8 @@ static int tls_explain_alert(sg_tls *t, sg_err *err)
                         "and key)");
     case SSL_AD_PROTOCOL_VERSION:
         return tls_fail(t, err, SG_ETLS,
-                        "the peer refused the protocol version (this side speaks TLS 1.3 only)");
+                        "the peer refused the protocol version (this side speaks %s)",
+                        t->https ? "TLS 1.2 and 1.3" : "TLS 1.3 only");
     case SSL_AD_NO_APPLICATION_PROTOCOL:
         return tls_fail(t, err, SG_ETLS,
                         "the peer refused ALPN protocol %s (no_application_protocol): is it "
@@ -625,6 +695,10 @@ static int tls_explain(sg_tls *t, sg_err *err)
     case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
         return tls_fail(t, err, SG_EAUTH, "peer did not present a certificate");
     case SSL_R_UNSUPPORTED_PROTOCOL:
+        if (t->https)
+            return tls_fail(t, err, SG_ETLS,
+                            "the client offered no TLS version this server speaks (TLS 1.2 "
+                            "or 1.3)");
         return tls_fail(t, err, SG_ETLS,
                         "peer does not speak TLS 1.3; this side speaks TLS 1.3 only");
     case SSL_R_NO_APPLICATION_PROTOCOL:
@@ -672,6 +746,32 @@ static int tls_error(sg_tls *t, int ret, sg_err *err)
     }
 }
 
+/* HTTPS: the handshake completed with TLS 1.2 or 1.3 and ALPN http/1.1 or none (the callback
+ * refused anything else; checked again here all the same). No certificate was asked for, so
+ * there is no peer to record. Returns 1 or an error. */
+static int tls_established_https(sg_tls *t, sg_err *err)
+{
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    int v = SSL_version(t->ssl);
+
+    if (v != TLS1_2_VERSION && v != TLS1_3_VERSION)
+        return tls_fail(t, err, SG_ETLS, "negotiated %s; this server speaks TLS 1.2 and 1.3",
+                        SSL_get_version(t->ssl));
+    SSL_get0_alpn_selected(t->ssl, &alpn, &alpn_len);
+    if (alpn_len != 0 && !alpn_is(alpn, alpn_len, SG_TLS_ALPN_HTTP)) {
+        char chosen[40];
+        printable(chosen, sizeof(chosen), alpn, alpn_len);
+        return tls_fail(t, err, SG_ETLS, "ALPN chose '%s'; this server speaks " SG_TLS_ALPN_HTTP,
+                        chosen);
+    }
+    if (alpn_len != 0) /* alpn is NULL when the client offered none */
+        memcpy(t->alpn, alpn, alpn_len);
+    t->alpn[alpn_len] = '\0';
+    tls_move(t, TLS_OPEN);
+    return 1;
+}
+
 /* The handshake completed: checks what OpenSSL's policy cannot express, records what the
  * accessors report, and opens the engine. Returns 1 or an error.
  *
@@ -686,6 +786,8 @@ static int tls_established(sg_tls *t, sg_err *err)
     long vr = SSL_get_verify_result(t->ssl);
     struct tm tm;
 
+    if (t->https)
+        return tls_established_https(t, err);
     if (SSL_version(t->ssl) != TLS1_3_VERSION)
         return tls_fail(t, err, SG_ETLS, "negotiated %s; this side speaks TLS 1.3 only",
                         SSL_get_version(t->ssl));
@@ -812,8 +914,8 @@ static int ctx_add_ca_chain(SSL_CTX *sc, const char *ca_file, sg_err *err)
     return rc;
 }
 
-/* An SSL_CTX with the policy every context shares: TLS 1.3 only, no resumption, no password
- * prompts, alerts recorded. */
+/* An SSL_CTX with the policy every context shares: TLS 1.3 only (the HTTPS context widens it),
+ * no resumption, no password prompts, alerts recorded. */
 static int ctx_base(SSL_CTX **out, int is_server, sg_err *err)
 {
     SSL_CTX *sc;
@@ -989,6 +1091,45 @@ int sg_tls_ctx_new_join(sg_tls_ctx **out, const char *pin_hex, sg_err *err)
     return ctx_wrap(out, sc, 0, pin_hex, err);
 }
 
+int sg_tls_ctx_new_https(sg_tls_ctx **out, const char *cert_file, const char *key_file, sg_err *err)
+{
+    SSL_CTX *sc = NULL;
+    char detail[256];
+    int rc;
+
+    *out = NULL;
+    if (cert_file == NULL || cert_file[0] == '\0' || key_file == NULL || key_file[0] == '\0')
+        return sg_err_set(err, SG_EINVAL,
+                          "[tls] %s: missing: HTTPS needs the hub's certificate and its key",
+                          cert_file == NULL || cert_file[0] == '\0' ? "cert" : "key");
+    if ((rc = ctx_base(&sc, 1, err)) != 0)
+        return rc;
+    /* Browsers and curl: TLS 1.2 too, with AEAD suites only and no renegotiation (which, with
+     * TLS 1.2, would let a client make the server compute and would make writes want reads). */
+    if (SSL_CTX_set_min_proto_version(sc, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(sc, TLS_HTTPS_CIPHERS_12) != 1) {
+        tls_ossl_msg(detail, sizeof(detail));
+        rc = sg_err_set(err, SG_ETLS, "[tls] cannot allow TLS 1.2 for HTTPS: %s", detail);
+        goto free_ssl_ctx;
+    }
+    SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* No client certificate: the API authenticates with tokens. SSL_VERIFY_NONE on a server
+     * sends no CertificateRequest. */
+    SSL_CTX_set_verify(sc, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_alpn_select_cb(sc, tls_alpn_https_cb, NULL);
+    if ((rc = ctx_load_identity(sc, cert_file, key_file, err)) != 0)
+        goto free_ssl_ctx;
+    rc = ctx_wrap(out, sc, 1, NULL, err);
+    if (rc == 0)
+        (*out)->https = 1;
+    return rc;
+
+free_ssl_ctx:
+    SSL_CTX_free(sc);
+    ERR_clear_error();
+    return rc;
+}
+
 void sg_tls_ctx_free(sg_tls_ctx *ctx)
 {
     if (ctx == NULL)
@@ -1013,6 +1154,7 @@ int sg_tls_new(sg_tls **out, sg_tls_ctx *ctx, sg_err *err)
         return sg_err_set(err, SG_ENOMEM, "TLS: out of memory");
     t->is_server = ctx->is_server;
     t->join_client = ctx->join;
+    t->https = ctx->https;
     memcpy(t->pin, ctx->pin, sizeof(t->pin));
     t->state = TLS_HANDSHAKE;
     t->verify_err = X509_V_OK;
@@ -1206,6 +1348,13 @@ int sg_tls_is_join(const sg_tls *t)
     return t->join;
 }
 
+const char *sg_tls_version(const sg_tls *t)
+{
+    if (t->state != TLS_OPEN && t->state != TLS_PEER_CLOSED)
+        return "";
+    return SSL_get_version(t->ssl);
+}
+
 int sg_tls_pinned_ca_pem(const sg_tls *t, char **out, sg_err *err)
 {
     BIO *b = NULL;
@@ -1251,6 +1400,8 @@ int sg_tls_peer_region(sg_tls *t, char *out, size_t cap, sg_err *err)
                           "after the handshake");
     if (t->join)
         return sg_err_set(err, SG_EAUTH, "enrollment connection: no certificate");
+    if (t->https)
+        return sg_err_set(err, SG_EINVAL, "TLS: an HTTPS connection speaks for no region");
     peer = SSL_get0_peer_certificate(t->ssl);
     if (peer == NULL)
         return sg_err_set(err, SG_EAUTH, "peer did not present a certificate");

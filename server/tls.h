@@ -1,5 +1,6 @@
 /*
- * tls.h - mutual TLS 1.3 between the hub and its regions, as an engine with no I/O.
+ * tls.h - mutual TLS 1.3 between the hub and its regions, and HTTPS for the hub's API, as an
+ * engine with no I/O.
  *
  * The engine is fed the ciphertext that arrived from the network and hands back the ciphertext
  * to send; OpenSSL never touches a socket (two memory BIOs, as in h2o and tlsuv). transport.c
@@ -23,6 +24,11 @@
  * pin matches the invite as its only trust anchor. A client offering "sangam/1" is treated as
  * a region whatever else it offers.
  *
+ * HTTPS is the third kind of context (sg_tls_ctx_new_https), for the hub's API read by
+ * browsers, curl and the CLI: the server side only, the hub's own certificate, TLS 1.2 and 1.3,
+ * no client certificate (the API's tokens authenticate), no tickets, ALPN http/1.1 or none.
+ * None of the replication rules above apply to it, and it never yields a region.
+ *
  * The drain contract: after EVERY call into an engine (feed, feed_eof, handshake, read, write,
  * shutdown) the caller must drain it - sg_tls_take() and send what it returns - even when the
  * call failed. Reads produce output too: the alert that ends a failed read, and whatever TLS
@@ -44,6 +50,7 @@
 #define SG_TLS_ALPN      "sangam/1"
 #define SG_TLS_ALPN_JOIN "sangam-join/1" /* enrollment: the client has no certificate yet */
 #define SG_TLS_HUB       "hub"           /* the DNS name a hub's certificate must carry */
+#define SG_TLS_ALPN_HTTP "http/1.1"      /* HTTPS: the one protocol the API speaks */
 
 typedef struct sg_tls_ctx sg_tls_ctx; /* configuration shared by many connections */
 typedef struct sg_tls sg_tls;         /* one connection */
@@ -71,6 +78,15 @@ int sg_tls_ctx_new(sg_tls_ctx **out, int is_server, const char *ca_file, const c
  * hub's CA does not match the invite's pin (and what pin it had). SG_EINVAL, naming the problem,
  * when pin_hex is not 64 lowercase hex characters; SG_ENOMEM or SG_ETLS if OpenSSL fails. */
 int sg_tls_ctx_new_join(sg_tls_ctx **out, const char *pin_hex, sg_err *err);
+/* A server context for HTTPS (the hub's API): presents cert_file (a PEM chain, leaf first; the
+ * hub's certificate made by sangamd init) with key_file (an unencrypted PEM key). TLS 1.2 (ECDHE
+ * with AEAD suites, no renegotiation) and 1.3; no session tickets or resumption; no client
+ * certificate requested. ALPN: "http/1.1" is selected when offered, a client offering no ALPN is
+ * accepted, one offering only other protocols (h2 alone) is refused with SG_ETLS and a message
+ * naming what it offered. Fails with SG_EINVAL when either file is not given, SG_ECONFIG naming
+ * the file (unreadable, not PEM, key and certificate not a pair), SG_ETLS or SG_ENOMEM. */
+int sg_tls_ctx_new_https(sg_tls_ctx **out, const char *cert_file, const char *key_file,
+                         sg_err *err);
 /* Frees a context (NULL-safe). Engines made from it keep their own reference and may outlive it.
  */
 void sg_tls_ctx_free(sg_tls_ctx *ctx);
@@ -126,9 +142,12 @@ size_t sg_tls_pending(const sg_tls *t);
  * *out is NULL and *out_len 0 when there is none. 0 or SG_ENOMEM (the bytes stay queued). */
 int sg_tls_take(sg_tls *t, char **out, size_t *out_len);
 
-/* The negotiated ALPN protocol ("sangam/1" or "sangam-join/1"), or "" before the handshake
- * completed. */
+/* The negotiated ALPN protocol ("sangam/1", "sangam-join/1", or for HTTPS "http/1.1" or "" when
+ * the client offered none), or "" before the handshake completed. */
 const char *sg_tls_alpn(const sg_tls *t);
+/* The negotiated protocol version ("TLSv1.3", "TLSv1.2"), or "" before the handshake completed.
+ */
+const char *sg_tls_version(const sg_tls *t);
 /* 1 if this engine's handshake negotiated sangam-join/1 (server side: the peer presented no
  * certificate and may only enroll; client side: made by sg_tls_ctx_new_join), else 0 (also before
  * the handshake completed). A server must ask this before sg_tls_peer_region, which refuses an
@@ -143,7 +162,7 @@ int sg_tls_pinned_ca_pem(const sg_tls *t, char **out, sg_err *err);
  * bytes, at least SG_REGION_MAX + 1). The client certificate must carry exactly one DNS
  * subjectAltName and it must be a valid region id other than "hub"; otherwise SG_EAUTH with a
  * message. SG_EAUTH ("enrollment connection: no certificate") on an enrollment connection.
- * SG_EINVAL on the client side or before the handshake. */
+ * SG_EINVAL on the client side, on an HTTPS connection, or before the handshake. */
 int sg_tls_peer_region(sg_tls *t, char *out, size_t cap, sg_err *err);
 /* The peer certificate's subject as an RFC 2253 string ("CN=bundelkhand,O=..."), or "" before
  * the handshake completed or when the peer presented none (an enrollment connection). Valid

@@ -44,6 +44,14 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
     ctest --test-dir build-asan --output-on-failure -j 2 --timeout 900
 fi
 
+# 4b. The hub's dashboard in headless Chromium against a real hub and two regions
+# (tests/browser/run.sh; `npm ci` of the pinned playwright-core on its first run). The screenshot
+# goes to a scratch file here; run tests/browser/run.sh alone to refresh docs/dashboard.png.
+say "browser test (tests/browser/run.sh: the dashboard in headless Chromium)"
+shot=$(mktemp --suffix=.png)
+SANGAM_SCREENSHOT=$shot tests/browser/run.sh build/server/sangamd build/client/sangam
+rm -f "$shot"
+
 # 5. Fuzzing: each target runs FUZZ_SECONDS on a scratch copy of its corpus.
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   say "fuzz targets (${FUZZ_SECONDS}s each)"

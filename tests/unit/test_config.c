@@ -100,6 +100,52 @@ static void test_bad(void **state)
     expect_bad("[node]\nrole = region\nthis is not ini\n", ":3:", NULL);
 }
 
+/* [api] https: the hub serves its API over HTTPS with its own certificate; a region may not. */
+static void test_https(void **state)
+{
+    sg_config cfg;
+    sg_err err = {0};
+    char want[256];
+    const char *hub = "[node]\nrole = hub\nid = hub\ndb = hub.db\n[api]\nsocket = hub.sock\n"
+                      "https = 127.0.0.1:7443\n[listen]\naddress = 0.0.0.0:7400\n[tls]\n"
+                      "ca = pki/ca.pem\ncert = pki/hub.pem\nkey = pki/hub.key\n";
+    (void)state;
+    assert_int_equal(sg_config_load(&cfg, write_cfg(hub), &err), 0);
+    assert_string_equal(cfg.api_https, "127.0.0.1:7443");
+    assert_string_equal(cfg.api_listen, "");
+    snprintf(want, sizeof(want), "%s/pki/hub.pem", dir);
+    assert_string_equal(cfg.tls_cert, want);
+    /* IPv6, and HTTPS as the only network listener with no socket. */
+    assert_int_equal(sg_config_load(&cfg,
+                                    write_cfg("[node]\nrole = hub\nid = hub\ndb = hub.db\n[api]\n"
+                                              "https = [::1]:7443\n[listen]\naddress = "
+                                              "0.0.0.0:7400\n[tls]\nca = c\ncert = h\nkey = k\n"),
+                                    &err),
+                     0);
+    assert_string_equal(cfg.api_https, "[::1]:7443");
+    /* Absent: no HTTPS. */
+    assert_int_equal(sg_config_load(&cfg,
+                                    write_cfg("[node]\nrole = region\nid = b\ndb = b.db\n[api]\n"
+                                              "socket = s\n"),
+                                    &err),
+                     0);
+    assert_string_equal(cfg.api_https, "");
+
+    expect_bad("[node]\nrole = region\nid = b\ndb = b.db\n[api]\nsocket = s\n"
+               "https = 127.0.0.1:7443\n",
+               "[api] https", "only the hub");
+    expect_bad("[node]\nrole = hub\nid = hub\ndb = hub.db\n[api]\nsocket = s\n"
+               "https = 7443\n",
+               ":7:", "[api] https: '7443' is not host:port");
+    expect_bad("[node]\nrole = hub\nid = hub\ndb = hub.db\n[api]\nsocket = s\n"
+               "https = 127.0.0.1:0\n",
+               ":7:", "[api] https");
+    /* The hub's certificate is what HTTPS serves: a hub without [tls] is refused as ever. */
+    expect_bad("[node]\nrole = hub\nid = hub\ndb = hub.db\n[api]\nsocket = s\n"
+               "https = 127.0.0.1:7443\n[listen]\naddress = 0.0.0.0:7400\n",
+               "[tls] ca", "missing");
+}
+
 static void test_missing_file(void **state)
 {
     sg_config cfg;
@@ -114,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_https),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -12,6 +12,10 @@
  * pinned certificates. The hub's side is driven by plain OpenSSL clients offering each mix of
  * ALPN protocols, with and without certificates.
  *
+ * HTTPS (sg_tls_ctx_new_https, the hub's API): plain OpenSSL clients stand in for browsers and
+ * curl - TLS 1.2 and 1.3, ALPN h2+http/1.1, http/1.1, none, h2 alone - verifying the hub's
+ * certificate against the CA as curl --cacert does, and counting certificate requests.
+ *
  * The script is found through $SANGAM_SOURCE_DIR, else the source tree compiled in.
  */
 #include <setjmp.h>
@@ -1385,6 +1389,271 @@ static void test_join_hub_alpn(void **state)
     }
 }
 
+/* -------------------------------------------------------------------------------------------
+ * HTTPS: the hub's API for browsers and curl
+ */
+
+static int cert_requests; /* times a plain client was asked for a certificate */
+
+static int count_cert_request(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    (void)ssl, (void)x509, (void)pkey;
+    cert_requests++;
+    return 0; /* send none */
+}
+
+/* An HTTPS server engine presenting dir/name. */
+static void ep_https(ep *e, const char *name)
+{
+    sg_tls_ctx *c = NULL;
+    sg_err err = {0};
+    char pem[64], key[64];
+    int rc;
+    snprintf(pem, sizeof(pem), "%s.pem", name);
+    snprintf(key, sizeof(key), "%s.key", name);
+    rc = sg_tls_ctx_new_https(&c, path(pem), path(key), &err);
+    if (rc != 0)
+        print_error("sg_tls_ctx_new_https: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    ep_ctx(e, c);
+}
+
+/* A plain OpenSSL client as curl --cacert dir/ca.pem https://hub/ is: it verifies the server's
+ * certificate against the CA and the name "hub", offers alpn (wire format, may be NULL), and
+ * counts certificate requests instead of answering them. Presents dir/name when not NULL. */
+static void ep_browser(ep *e, int max_version, const char *name, const char *alpn, size_t alpn_len)
+{
+    SSL_CTX *sc;
+    ep_raw(e, 0, max_version, name, alpn, alpn_len);
+    sc = SSL_get_SSL_CTX(e->raw);
+    assert_int_equal(SSL_CTX_load_verify_file(sc, path("ca.pem")), 1);
+    SSL_set_verify(e->raw, SSL_VERIFY_PEER, NULL);
+    assert_int_equal(SSL_set1_host(e->raw, "hub"), 1);
+    if (name == NULL)
+        SSL_CTX_set_client_cert_cb(sc, count_cert_request);
+}
+
+/* Sends an HTTP request from the plain client c to the HTTPS server s and an answer back. */
+static void https_exchange(ep *c, ep *s, size_t chunk)
+{
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n";
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"ok\":true}";
+    char buf[256];
+    sg_err err = {0};
+
+    assert_int_equal(SSL_write(c->raw, req, (int)sizeof(req) - 1), (int)sizeof(req) - 1);
+    deliver(c, s, chunk);
+    assert_int_equal(recv_all(s, buf, sizeof(buf)), sizeof(req) - 1);
+    assert_memory_equal(buf, req, sizeof(req) - 1);
+    assert_int_equal(sg_tls_write(s->t, resp, sizeof(resp) - 1, &err), 0);
+    deliver(s, c, chunk);
+    assert_int_equal(SSL_read(c->raw, buf, sizeof(buf)), (int)sizeof(resp) - 1);
+    assert_memory_equal(buf, resp, sizeof(resp) - 1);
+}
+
+/* TLS 1.2 and 1.3 clients offering what curl offers (h2, http/1.1) get http/1.1, verify the
+ * hub's certificate, are asked for no certificate, and exchange a request and its answer; the
+ * server ends with close_notify. */
+static void test_https_handshake(void **state)
+{
+    static const char curl_alpn[] = "\x02h2\x08http/1.1";
+    static const struct {
+        int max_version;
+        const char *version;
+        size_t chunk;
+    } cases[] = {
+        {TLS1_2_VERSION, "TLSv1.2", SIZE_MAX},
+        {0, "TLSv1.3", SIZE_MAX},
+        {TLS1_2_VERSION, "TLSv1.2", 1},
+        {0, "TLSv1.3", 1},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ep c, s;
+        char region[64], buf[16];
+        sg_err err = {0};
+        cert_requests = 0;
+        ep_browser(&c, cases[i].max_version, NULL, curl_alpn, sizeof(curl_alpn) - 1);
+        ep_https(&s, "hub");
+        assert_string_equal(sg_tls_version(s.t), "");
+        handshake(&c, &s, cases[i].chunk);
+        if (c.rc != 1 || s.rc != 1)
+            print_error("client %d %s / server %d %s\n", c.rc, c.err.msg, s.rc, s.err.msg);
+        assert_int_equal(c.rc, 1);
+        assert_int_equal(s.rc, 1);
+        assert_int_equal(SSL_get_verify_result(c.raw), X509_V_OK);
+        assert_string_equal(sg_tls_version(s.t), cases[i].version);
+        assert_string_equal(SSL_get_version(c.raw), cases[i].version);
+        assert_string_equal(sg_tls_alpn(s.t), "http/1.1");
+        assert_int_equal(cert_requests, 0);
+        assert_string_equal(sg_tls_peer_subject(s.t), "");
+        assert_int_equal(sg_tls_peer_not_after(s.t), -1);
+        assert_int_equal(sg_tls_is_join(s.t), 0);
+        assert_int_equal(sg_tls_peer_region(s.t, region, sizeof(region), &err), SG_EINVAL);
+        assert_non_null(SSL_get0_peer_certificate(c.raw));
+        https_exchange(&c, &s, cases[i].chunk);
+        https_exchange(&c, &s, cases[i].chunk); /* keep-alive: a second request */
+        /* No session ticket reaches the client: every connection does a full handshake. */
+        assert_int_equal(SSL_SESSION_is_resumable(SSL_get0_session(c.raw)), 0);
+        assert_int_equal(sg_tls_shutdown(s.t), 0);
+        deliver(&s, &c, SIZE_MAX);
+        assert_int_equal(SSL_read(c.raw, buf, sizeof(buf)), 0);
+        assert_int_equal(SSL_get_error(c.raw, 0), SSL_ERROR_ZERO_RETURN);
+        ep_free(&c);
+        ep_free(&s);
+    }
+}
+
+/* A client that offers no ALPN (older curl, scripts) is served; one that offers http/1.1 alone
+ * gets it; one that presents a certificate unasked has it ignored. */
+static void test_https_alpn_optional(void **state)
+{
+    ep c, s;
+    (void)state;
+    cert_requests = 0;
+    ep_browser(&c, 0, NULL, NULL, 0);
+    ep_https(&s, "hub");
+    handshake(&c, &s, SIZE_MAX);
+    assert_int_equal(c.rc, 1);
+    assert_int_equal(s.rc, 1);
+    assert_string_equal(sg_tls_alpn(s.t), "");
+    assert_int_equal(cert_requests, 0);
+    https_exchange(&c, &s, SIZE_MAX);
+    ep_free(&c);
+    ep_free(&s);
+
+    ep_browser(&c, TLS1_2_VERSION, NULL, "\x08http/1.1", 9);
+    ep_https(&s, "hub");
+    handshake(&c, &s, SIZE_MAX);
+    assert_int_equal(s.rc, 1);
+    assert_string_equal(sg_tls_alpn(s.t), "http/1.1");
+    ep_free(&c);
+    ep_free(&s);
+
+    ep_browser(&c, 0, "bundelkhand", "\x08http/1.1", 9);
+    ep_https(&s, "hub");
+    handshake(&c, &s, SIZE_MAX);
+    assert_int_equal(c.rc, 1);
+    assert_int_equal(s.rc, 1);
+    assert_string_equal(sg_tls_peer_subject(s.t), "");
+    ep_free(&c);
+    ep_free(&s);
+}
+
+/* Clients offering only protocols the API does not speak are refused with a message naming
+ * them: h2 alone, and a region's sangam/1 (the replication rules are not this context's). */
+static void test_https_alpn_refused(void **state)
+{
+    static const struct {
+        const char *alpn, *want;
+    } cases[] = {
+        {"\x02h2", "this server speaks http/1.1 only and the client offered 'h2' (HTTP/2 is not "
+                   "served"},
+        {"\x08sangam/1", "the client offered 'sangam/1'"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ep c, s;
+        ep_browser(&c, 0, NULL, cases[i].alpn, strlen(cases[i].alpn));
+        ep_https(&s, "hub");
+        handshake(&c, &s, SIZE_MAX);
+        print_message("server: %s\n", s.err.msg);
+        assert_int_equal(s.rc, SG_ETLS);
+        assert_contains(s.err.msg, "no common ALPN protocol");
+        assert_contains(s.err.msg, cases[i].want);
+        assert_int_equal(c.rc, -1);
+        print_message("plain client: %s\n", c.err.msg);
+        assert_contains(c.err.msg, "no application protocol");
+        ep_free(&c);
+        ep_free(&s);
+    }
+
+    /* A region's engine dialling the HTTPS port by mistake is refused the same way. */
+    {
+        ep c, s;
+        ep_tls(&c, 0, "bundelkhand");
+        ep_https(&s, "hub");
+        handshake(&c, &s, SIZE_MAX);
+        print_message("server: %s / region: %s\n", s.err.msg, c.err.msg);
+        assert_int_equal(s.rc, SG_ETLS);
+        assert_contains(s.err.msg, "the client offered 'sangam/1'");
+        assert_int_equal(c.rc, SG_ETLS);
+        assert_contains(c.err.msg, "no_application_protocol");
+        ep_free(&c);
+        ep_free(&s);
+    }
+}
+
+/* Older TLS, plain HTTP and junk are refused with a reason; the hub's replication context still
+ * refuses TLS 1.2 (its client-hello rules are untouched). */
+static void test_https_refusals(void **state)
+{
+    ep c, s;
+    static const char http[] = "GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n";
+    static const unsigned char junk[] = {0x16, 0x03, 0x01, 0x00, 0x05,
+                                         0xde, 0xad, 0xbe, 0xef, 0x00};
+    (void)state;
+
+    ep_raw(&c, 0, TLS1_1_VERSION, NULL, "\x08http/1.1", 9);
+    SSL_set_security_level(c.raw, 0);
+    assert_int_equal(SSL_set_cipher_list(c.raw, "DEFAULT:@SECLEVEL=0"), 1);
+    ep_https(&s, "hub");
+    handshake(&c, &s, SIZE_MAX);
+    print_message("server: %s\n", s.err.msg);
+    assert_int_equal(s.rc, SG_ETLS);
+    assert_contains(s.err.msg, "TLS 1.2 or 1.3");
+    assert_int_equal(c.rc, -1);
+    ep_free(&c);
+    ep_free(&s);
+
+    ep_https(&s, "hub");
+    ep_feed(&s, http, sizeof(http) - 1);
+    ep_step(&s);
+    print_message("server: %s\n", s.err.msg);
+    assert_int_equal(s.rc, SG_ETLS);
+    assert_contains(s.err.msg, "plain HTTP");
+    ep_free(&s);
+
+    ep_https(&s, "hub");
+    ep_feed(&s, (const char *)junk, sizeof(junk));
+    ep_step(&s);
+    print_message("server: %s\n", s.err.msg);
+    assert_int_equal(s.rc, SG_ETLS);
+    assert_true(sg_tls_pending(s.t) > 0); /* an alert to drain and send */
+    ep_free(&s);
+
+    ep_raw(&c, 0, TLS1_2_VERSION, "bundelkhand", "\x08sangam/1", 9);
+    ep_tls(&s, 1, "hub");
+    handshake(&c, &s, SIZE_MAX);
+    assert_int_equal(s.rc, SG_ETLS);
+    assert_string_equal(s.err.msg, "peer offered TLS 1.2; this side speaks TLS 1.3 only");
+    ep_free(&c);
+    ep_free(&s);
+}
+
+static void test_https_ctx_errors(void **state)
+{
+    sg_tls_ctx *c = (sg_tls_ctx *)&c; /* must be set to NULL on failure */
+    sg_err err = {0};
+    char want[512];
+    (void)state;
+
+    assert_int_equal(sg_tls_ctx_new_https(&c, NULL, path("hub.key"), &err), SG_EINVAL);
+    assert_null(c);
+    assert_contains(err.msg, "[tls] cert: missing");
+    assert_int_equal(sg_tls_ctx_new_https(&c, path("hub.pem"), "", &err), SG_EINVAL);
+    assert_contains(err.msg, "[tls] key: missing");
+    assert_int_equal(sg_tls_ctx_new_https(&c, path("nope.pem"), path("hub.key"), &err), SG_ECONFIG);
+    print_message("%s\n", err.msg);
+    assert_contains(err.msg, path("nope.pem"));
+    assert_int_equal(sg_tls_ctx_new_https(&c, path("hub.pem"), path("bundelkhand.key"), &err),
+                     SG_ECONFIG);
+    snprintf(want, sizeof(want), "[tls] key %s does not match certificate %s",
+             path("bundelkhand.key"), path("hub.pem"));
+    assert_string_equal(err.msg, want);
+    assert_null(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1415,6 +1684,11 @@ int main(void)
         cmocka_unit_test(test_join_hub_checks),
         cmocka_unit_test(test_join_bad_pin),
         cmocka_unit_test(test_join_hub_alpn),
+        cmocka_unit_test(test_https_handshake),
+        cmocka_unit_test(test_https_alpn_optional),
+        cmocka_unit_test(test_https_alpn_refused),
+        cmocka_unit_test(test_https_refusals),
+        cmocka_unit_test(test_https_ctx_errors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
