@@ -1160,6 +1160,17 @@ static void handle_metrics(sg_api *api, sg_api_resp *out)
         json_array_foreach(regions, i, g) sbuf_addf(&b, "sangam_region_revoked{region=\"%s\"} %d\n",
                                                     json_string_value(json_object_get(g, "region")),
                                                     json_object_get(g, "revoked_at") != NULL);
+        sbuf_addf(&b, "# HELP sangam_region_last_contact_timestamp_seconds When the region was "
+                      "last heard from.\n"
+                      "# TYPE sangam_region_last_contact_timestamp_seconds gauge\n");
+        json_array_foreach(regions, i, g)
+        {
+            const char *lc = json_string_value(json_object_get(g, "last_contact"));
+            long long at;
+            if (lc != NULL && iso_to_unix(lc, &at) == 0)
+                sbuf_addf(&b, "sangam_region_last_contact_timestamp_seconds{region=\"%s\"} %lld\n",
+                          json_string_value(json_object_get(g, "region")), at);
+        }
         sbuf_addf(&b, "# HELP sangam_region_cert_expiry_timestamp_seconds When the region's "
                       "newest certificate expires.\n"
                       "# TYPE sangam_region_cert_expiry_timestamp_seconds gauge\n");

@@ -113,6 +113,34 @@ else
     out=$try_list; not_ok "token list names them without secrets, and the log holds none"
 fi
 
+# --- Every route, both roles: no token 401, viewer reads but never writes, admin passes ---
+reads=(/v1/status /v1/changes /v1/regions /v1/quarantine /v1/invites /v1/tokens /v1/backup
+    /v1/organisations /v1/members /v1/sessions /v1/attendance /v1/issues /v1/issue_updates
+    "/v1/members?region=mirzapur&q=a&from=2026-01-01&to=2026-12-31&limit=5"
+    "/v1/issues?status=open" /v1/reports/summary /v1/reports/members /v1/reports/sessions
+    /v1/reports/issues /metrics)
+bad=0
+for p in "${reads[@]}"; do
+    a=$(code "$url$p") b=$(code -H "Authorization: Bearer $viewer" "$url$p")
+    c=$(code -H "Authorization: Bearer $admin" "$url$p")
+    [ "$a" = 401 ] && [ "$b" = 200 ] && [ "$c" = 200 ] || { bad=1; out="$out $p:$a/$b/$c"; }
+done
+if [ $bad = 0 ]; then ok "every read route: 401 without a token, 200 for a viewer and an admin"; else not_ok "every read route: 401 without a token, 200 for a viewer and an admin"; fi
+writes=("POST /v1/organisations" "PATCH /v1/members/X" "DELETE /v1/members/X" "POST /v1/invites"
+    "POST /v1/tokens" "POST /v1/tokens/00000000/revoke" "POST /v1/regions/awadh/revoke"
+    "POST /v1/quarantine/retry" "POST /v1/quarantine/discard" "POST /v1/backup"
+    "POST /v1/issues/X/updates" "POST /v1/members/import")
+bad=0 out=""
+for w in "${writes[@]}"; do
+    m=${w%% *} p=${w#* }
+    a=$(code -X "$m" -H 'Content-Type: application/json' -d '{}' "$url$p")
+    b=$(code -X "$m" -H "Authorization: Bearer $viewer" -H 'Content-Type: application/json' -d '{}' "$url$p")
+    c=$(code -X "$m" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d '{}' "$url$p")
+    [ "$a" = 401 ] && [ "$b" = 403 ] && [ "$c" != 401 ] && [ "$c" != 403 ] || { bad=1; out="$out $w:$a/$b/$c"; }
+done
+if [ $bad = 0 ]; then ok "every write route: 401 without a token, 403 for a viewer, let through for an admin"; else not_ok "every write route: 401 without a token, 403 for a viewer, let through for an admin"; fi
+out=""
+
 # --- Metrics ---
 metrics=$(curl -s -H "Authorization: Bearer $viewer" "$url/metrics")
 check "metrics: each region's connection" "$(grep -c '^sangam_region_connected{region="[a-z]*"} 1$' <<<"$metrics")" 2
@@ -120,6 +148,7 @@ check "metrics: applied changes match the hub's cursor" \
     "$(grep '^sangam_region_applied_total{region="mirzapur"}' <<<"$metrics" | awk '{print $2}')" \
     "$(hubsql "SELECT applied FROM sg_regions WHERE region = 'mirzapur'")"
 if grep -q '^sangam_region_cert_expiry_timestamp_seconds{region="bundelkhand"} [0-9]' <<<"$metrics" &&
+    grep -q '^sangam_region_last_contact_timestamp_seconds{region="mirzapur"} [0-9]' <<<"$metrics" &&
     grep -q '^sangam_api_requests_total{status="401"} [1-9]' <<<"$metrics"; then
     ok "metrics: certificate expiry and API requests by status"
 else
