@@ -321,5 +321,17 @@ expect_fail "a revoked region gets no new invite" "revoked" hub hub invite mirza
 wait_for "the other regions carry on" 10 \
     "[ \"\$(hubsql \"SELECT count(*) FROM members WHERE name = 'Still here'\")\" = 1 ]"
 
+# --- The convergence checker agrees, and notices what it should ---
+converge=$(cd "$(dirname "$0")/../tools" && pwd)/converge.sh
+stop bundelkhand # idle nodes: their counts are final
+expect_ok "converge: the hub holds exactly what bundelkhand, the restored chitrakoot and kashi hold" \
+    "$converge" "$dir/hub/hub.db" "$dir/bundelkhand/bundelkhand.db" \
+    "$dir/chitrakoot-new/chitrakoot.db" "$dir/kashi-alone/kashi.db"
+expect_fail "converge: what the revoked mirzapur wrote afterwards is not at the hub" \
+    "mirzapur: DIFFERS" "$converge" "$dir/hub/hub.db" "$dir/mirzapur/mirzapur.db"
+hubsql "UPDATE members SET name = 'Tampered' WHERE id = (SELECT min(id) FROM members WHERE region = 'kashi')"
+expect_fail "converge: a row changed at the hub alone is found, with its id" \
+    "members differs \(region < hub >\): < [0-9A-Z]{26}\|kashi\|Kashi" "$converge" "$dir/hub/hub.db" "$dir/kashi-alone/kashi.db"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
