@@ -12,39 +12,10 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <sqlite3.h>
 
+#include "ca.h"
 #include "store_int.h"
-
-static int is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
-static int sha256_hex(char out[65], const char *p, size_t n)
-{
-    unsigned char md[32];
-    unsigned len = 0;
-    if (EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) != 1 || len != 32)
-        return -1;
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return 0;
-}
-
-static void random_hex(char *out, size_t nbytes)
-{
-    unsigned char r[32];
-    RAND_bytes(r, (int)nbytes);
-    for (size_t i = 0; i < nbytes; i++)
-        snprintf(out + 2 * i, 3, "%02x", r[i]);
-    OPENSSL_cleanse(r, sizeof(r));
-}
 
 int sg_auth_create(json_t **out, sg_store *st, const char *name, const char *role, sg_err *err)
 {
@@ -61,9 +32,9 @@ int sg_auth_create(json_t **out, sg_store *st, const char *name, const char *rol
             return sg_err_set(err, SG_EVALIDATE, "name: no control characters");
     if (role == NULL || (strcmp(role, "viewer") != 0 && strcmp(role, "admin") != 0))
         return sg_err_set(err, SG_EVALIDATE, "role: viewer or admin");
-    random_hex(id, 4);
-    random_hex(secret, 16);
-    if (sha256_hex(hash, secret, 32) < 0)
+    if (sg_random_hex(id, 4) < 0 || sg_random_hex(secret, 16) < 0)
+        return sg_err_set(err, SG_ETLS, "no randomness for a token");
+    if (sg_sha256_hex(hash, secret, 32) < 0)
         return sg_err_set(err, SG_ETLS, "cannot hash the token");
     snprintf(token, sizeof(token), "sgt_%s_%s", id, secret);
     OPENSSL_cleanse(secret, sizeof(secret));
@@ -130,7 +101,7 @@ int sg_auth_revoke(sg_store *st, const char *id, sg_err *err)
     char now[32];
     int rc;
 
-    if (id == NULL || strlen(id) != 8 || !is_hex(id, 8))
+    if (id == NULL || strlen(id) != 8 || !sg_is_lowerhex(id, 8))
         return sg_err_set(err, SG_ENOTFOUND, "no token with id '%.16s'", id ? id : "");
     sg_now_iso(now);
     rc = store_stmt(st, "UPDATE sg_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
@@ -165,12 +136,12 @@ int sg_auth_check(sg_role *out, sg_store *st, const char *authorization, sg_err 
     t = authorization + 7;
     while (*t == ' ')
         t++;
-    if (strlen(t) != 45 || memcmp(t, "sgt_", 4) != 0 || t[12] != '_' || !is_hex(t + 4, 8) ||
-        !is_hex(t + 13, 32))
+    if (strlen(t) != 45 || memcmp(t, "sgt_", 4) != 0 || t[12] != '_' || !sg_is_lowerhex(t + 4, 8) ||
+        !sg_is_lowerhex(t + 13, 32))
         return sg_err_set(err, SG_EAUTH, "not a Sangam token");
     memcpy(id, t + 4, 8);
     id[8] = '\0';
-    if (sha256_hex(hash, t + 13, 32) < 0)
+    if (sg_sha256_hex(hash, t + 13, 32) < 0)
         return sg_err_set(err, SG_ETLS, "cannot hash the token");
     rc = store_stmt(st, "SELECT role, secret_hash, revoked_at FROM sg_tokens WHERE id = ?", &stmt,
                     err);

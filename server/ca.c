@@ -272,21 +272,45 @@ int sg_ca_issue(X509 **out, const sg_ca *ca, EVP_PKEY *pub, sg_cert_kind kind, c
     return 0;
 }
 
-int sg_cert_pin(char *out, X509 *cert, sg_err *err)
+int sg_sha256_hex(char out[SG_CA_PIN_LEN + 1], const void *p, size_t n)
 {
-    unsigned char *der = NULL, md[32];
-    unsigned int mdlen = 0;
-    int len = i2d_PUBKEY(X509_get0_pubkey(cert), &der);
-    if (len <= 0)
-        return sg_err_set(err, SG_ETLS, "cannot encode the certificate's public key");
-    if (EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
-        OPENSSL_free(der);
-        return sg_err_set(err, SG_ETLS, "cannot hash the certificate's public key");
-    }
-    OPENSSL_free(der);
+    unsigned char md[32];
+    unsigned int len = 0;
+    if (EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) != 1 || len != 32)
+        return -1;
     for (unsigned i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
     return 0;
+}
+
+int sg_random_hex(char *out, size_t nbytes)
+{
+    unsigned char r[32];
+    if (nbytes > sizeof(r) || RAND_bytes(r, (int)nbytes) != 1)
+        return -1;
+    for (size_t i = 0; i < nbytes; i++)
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
+    OPENSSL_cleanse(r, sizeof(r));
+    return 0;
+}
+
+int sg_is_lowerhex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+int sg_cert_pin(char *out, X509 *cert, sg_err *err)
+{
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(X509_get0_pubkey(cert), &der), rc;
+    if (len <= 0)
+        return sg_err_set(err, SG_ETLS, "cannot encode the certificate's public key");
+    rc = sg_sha256_hex(out, der, (size_t)len);
+    OPENSSL_free(der);
+    return rc < 0 ? sg_err_set(err, SG_ETLS, "cannot hash the certificate's public key") : 0;
 }
 
 /* Writes a PEM file atomically: path.tmp created with mode, written, fsynced, renamed. */

@@ -73,6 +73,15 @@ X509 *sg_cert_from_pem(const char *pem, size_t len);
 /* A certificate as PEM text in a new malloc'd string, or NULL (out of memory). */
 char *sg_cert_to_pem(X509 *cert);
 
+/* Small crypto helpers for the secrets the hub hands out (invites, API tokens) and pins. */
+/* SHA-256 of n bytes as 64 lowercase hex characters and a NUL; 0 or -1. */
+int sg_sha256_hex(char out[SG_CA_PIN_LEN + 1], const void *p, size_t n);
+/* nbytes (<= 32) random bytes as 2 * nbytes lowercase hex characters and a NUL into out; 0, or
+ * -1 when the random generator fails (out is then unusable). */
+int sg_random_hex(char *out, size_t nbytes);
+/* 1 if the n bytes of s are all lowercase hex digits. */
+int sg_is_lowerhex(const char *s, size_t n);
+
 /* Writes a certificate (0644) or a private key (0600) as PEM, atomically. */
 int sg_pem_write_cert(const char *path, X509 *cert, sg_err *err);
 int sg_pem_write_key(const char *path, EVP_PKEY *key, sg_err *err);

@@ -15,9 +15,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <sqlite3.h>
 
 #include "store_int.h"
@@ -30,26 +28,6 @@ static void iso_at(char out[32], int64_t ms)
     gmtime_r(&secs, &tm);
     strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + 19, 13, ".%03dZ", (int)(ms % 1000));
-}
-
-static int is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
-/* SHA-256 of n bytes as 64 lowercase hex characters. */
-static int sha256_hex(char out[65], const void *p, size_t n)
-{
-    unsigned char md[32];
-    unsigned len = 0;
-    if (EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) != 1 || len != 32)
-        return -1;
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return 0;
 }
 
 int sg_token_parse(sg_token *out, const char *s, size_t len, sg_err *err)
@@ -84,7 +62,7 @@ int sg_token_parse(sg_token *out, const char *s, size_t len, sg_err *err)
     /* secret */
     dot = memchr(p, '.', (size_t)(end - p));
     n = dot ? (size_t)(dot - p) : 0;
-    if (dot == NULL || n != SG_TOKEN_SECRET_LEN || !is_hex(p, n))
+    if (dot == NULL || n != SG_TOKEN_SECRET_LEN || !sg_is_lowerhex(p, n))
         return sg_err_set(err, SG_EFORMAT,
                           "join token: the secret part is not %d lowercase hex characters",
                           SG_TOKEN_SECRET_LEN);
@@ -93,7 +71,7 @@ int sg_token_parse(sg_token *out, const char *s, size_t len, sg_err *err)
     /* pin */
     dot = memchr(p, '.', (size_t)(end - p));
     n = dot ? (size_t)(dot - p) : 0;
-    if (dot == NULL || n != SG_CA_PIN_LEN || !is_hex(p, n))
+    if (dot == NULL || n != SG_CA_PIN_LEN || !sg_is_lowerhex(p, n))
         return sg_err_set(err, SG_EFORMAT,
                           "join token: the CA pin part is not %d lowercase hex characters",
                           SG_CA_PIN_LEN);
@@ -142,7 +120,6 @@ int sg_enroll_revoked(sg_store *st, const char *region, char at[32])
 int sg_invite_create(sg_token *out, char expires_at[32], sg_store *st, const sg_ca *ca,
                      const char *region, int64_t ttl_ms, const char *hub_addr, sg_err *err)
 {
-    unsigned char rnd[SG_TOKEN_SECRET_LEN / 2];
     char hash[65], now[32], at[32];
     sqlite3_stmt *stmt;
     int rc;
@@ -164,12 +141,9 @@ int sg_invite_create(sg_token *out, char expires_at[32], sg_store *st, const sg_
     if (rc == 1)
         return sg_err_set(err, SG_EAUTH, "region %s was revoked at %s: it gets no invite", region,
                           at);
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+    if (sg_random_hex(out->secret, SG_TOKEN_SECRET_LEN / 2) < 0)
         return sg_err_set(err, SG_ETLS, "no randomness for a secret");
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(out->secret + 2 * i, 3, "%02x", rnd[i]);
-    OPENSSL_cleanse(rnd, sizeof(rnd));
-    if (sha256_hex(hash, out->secret, SG_TOKEN_SECRET_LEN) < 0 ||
+    if (sg_sha256_hex(hash, out->secret, SG_TOKEN_SECRET_LEN) < 0 ||
         sg_cert_pin(out->pin, sg_ca_cert(ca), err) < 0)
         return sg_err_set(err, SG_ETLS, "cannot hash the secret or the CA key");
     snprintf(out->region, sizeof(out->region), "%s", region);
@@ -332,9 +306,9 @@ int sg_enroll_join(char **out_pem, sg_store *st, const sg_ca *ca, const char *re
     int rc;
 
     *out_pem = NULL;
-    if (secret_len != SG_TOKEN_SECRET_LEN || !is_hex(secret, secret_len))
+    if (secret_len != SG_TOKEN_SECRET_LEN || !sg_is_lowerhex(secret, secret_len))
         return sg_err_set(err, SG_EAUTH, "no such invite (check the token was copied whole)");
-    if (sha256_hex(hash, secret, secret_len) < 0)
+    if (sg_sha256_hex(hash, secret, secret_len) < 0)
         return sg_err_set(err, SG_ETLS, "cannot hash the secret");
     rc = sg_store_begin(st, err);
     if (rc < 0)

@@ -63,6 +63,17 @@ static json_t *total(json_t *rep, const char *section)
     return s;
 }
 
+/* Binds the filter to ?1 (region), ?2 (from) and ?3 (to); NULL stays NULL (FILTERS). */
+static void bind_filter(sqlite3_stmt *stmt, const sg_report_filter *f)
+{
+    if (f->region)
+        sqlite3_bind_text(stmt, 1, f->region, -1, SQLITE_TRANSIENT);
+    if (f->from)
+        sqlite3_bind_text(stmt, 2, f->from, -1, SQLITE_TRANSIENT);
+    if (f->to)
+        sqlite3_bind_text(stmt, 3, f->to, -1, SQLITE_TRANSIENT);
+}
+
 /* Runs sql with the filter bound, calling row(rep, stmt) for each row. */
 static int each_row(json_t *rep, sg_store *st, const char *sql, const sg_report_filter *f,
                     void (*row)(json_t *, sqlite3_stmt *), sg_err *err)
@@ -71,12 +82,7 @@ static int each_row(json_t *rep, sg_store *st, const char *sql, const sg_report_
     int rc = store_stmt(st, sql, &stmt, err);
     if (rc < 0)
         return rc;
-    if (f->region)
-        sqlite3_bind_text(stmt, 1, f->region, -1, SQLITE_TRANSIENT);
-    if (f->from)
-        sqlite3_bind_text(stmt, 2, f->from, -1, SQLITE_TRANSIENT);
-    if (f->to)
-        sqlite3_bind_text(stmt, 3, f->to, -1, SQLITE_TRANSIENT);
+    bind_filter(stmt, f);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
         row(rep, stmt);
     sqlite3_reset(stmt);
@@ -175,12 +181,7 @@ static int medians(json_t *rep, sg_store *st, const sg_report_filter *f, sg_err 
                         &stmt, err);
     if (rc < 0)
         return rc;
-    if (f->region)
-        sqlite3_bind_text(stmt, 1, f->region, -1, SQLITE_TRANSIENT);
-    if (f->from)
-        sqlite3_bind_text(stmt, 2, f->from, -1, SQLITE_TRANSIENT);
-    if (f->to)
-        sqlite3_bind_text(stmt, 3, f->to, -1, SQLITE_TRANSIENT);
+    bind_filter(stmt, f);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (strcmp(col(stmt, 0), region) != 0) {
             if (region[0] != '\0')
