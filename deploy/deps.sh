@@ -13,7 +13,9 @@ SANGAM_PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt
 # test (tests/browser/run.sh: Debian's headless Chromium driven by playwright-core from the npm
 # registry). npm only when there is none: a Node.js that brings its own (NodeSource's nodejs
 # package) conflicts with Debian's npm package, and apt-get would refuse the whole list.
-SANGAM_TEST_PACKAGES=(prometheus chromium nodejs)
+# faketime: a node whose wall clock is hours wrong, and certificates not yet valid
+# (tests/integration/test_faults.sh, test_security.sh).
+SANGAM_TEST_PACKAGES=(prometheus chromium nodejs faketime)
 command -v npm >/dev/null 2>&1 || SANGAM_TEST_PACKAGES+=(npm)
 
 # sangam_install_deps [--test]: installs the missing packages (with --test, the test ones too).
