@@ -209,7 +209,10 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         return 1;
     }
     if (strcmp(section, "api") == 0 && strcmp(name, "listen") == 0) {
-        if (sg_config_split_addr(value, host, sizeof(host), &port) < 0) {
+        /* A value longer than the field is refused, not cut: "host:7480" cut to "host:74"
+         * would still read as host:port, with another port. */
+        if (strlen(value) >= sizeof(cfg->api_listen) ||
+            sg_config_split_addr(value, host, sizeof(host), &port) < 0) {
             snprintf(c->msg, sizeof(c->msg),
                      "[api] listen: '%.64s' is not host:port (e.g. 127.0.0.1:7480)", value);
             return 0;
@@ -279,6 +282,22 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     return 0;
 }
 
+/* The line of the first NUL byte in the file at path, 0 when there is none, -1 when it cannot be
+ * read. inih reads lines as C strings, so a NUL silently cuts a value short ("id = bun\0lkhand"
+ * would load as "bun"); a text file has none, but a file zeroed by a crash may. */
+static int nul_line(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    int line = 1, c;
+
+    if (f == NULL)
+        return -1;
+    while ((c = getc(f)) != EOF && c != '\0')
+        line += c == '\n';
+    fclose(f);
+    return c == EOF ? 0 : line;
+}
+
 int sg_config_load(sg_config *out, const char *path, sg_err *err)
 {
     load_ctx c;
@@ -305,6 +324,11 @@ int sg_config_load(sg_config *out, const char *path, sg_err *err)
     if (slash != NULL)
         *(slash == c.dir ? slash + 1 : slash) = '\0';
 
+    line = nul_line(path);
+    if (line > 0)
+        return sg_err_set(err, SG_ECONFIG,
+                          "%s:%d: a NUL byte: not a text file (damaged? write it again)", path,
+                          line);
     line = ini_parse(path, on_entry, &c);
     if (line == -1)
         return sg_err_set(err, SG_ECONFIG, "%s: cannot read: %s", path, strerror(errno));

@@ -135,6 +135,20 @@ int sg_invite_create(sg_token *out, char expires_at[32], sg_store *st, const sg_
         return sg_err_set(err, SG_ECONFIG,
                           "no address to give the new region: set [listen] public in the hub's "
                           "config, or pass an address");
+    {
+        /* The token must parse back at the new office: the address in the characters a token
+         * allows, the whole line within SG_TOKEN_MAX. Checked with a stand-in secret and pin of
+         * the right length, before the invite exists. */
+        char probe[SG_TOKEN_MAX + 2];
+        sg_token t;
+        int n = snprintf(probe, sizeof(probe), "sangam1.%s.%0*d.%0*d.%s", region,
+                         SG_TOKEN_SECRET_LEN, 0, SG_CA_PIN_LEN, 0, hub_addr);
+        if (n < 0 || (size_t)n >= sizeof(probe) || sg_token_parse(&t, probe, (size_t)n, NULL) < 0)
+            return sg_err_set(err, SG_EVALIDATE,
+                              "address: '%.64s' cannot go into a join token (host:port of "
+                              "letters, digits, '.', '-' and [v6], the token at most %d bytes)",
+                              hub_addr, SG_TOKEN_MAX);
+    }
     rc = sg_enroll_revoked(st, region, at);
     if (rc < 0)
         return sg_err_set(err, SG_EDB, "cannot read region %s", region);

@@ -62,6 +62,12 @@ int sg_record_check(const sg_rectype *rt, json_t *obj, int mode, int server_fiel
         if (json_is_null(v)) {
             if (f->flags & SG_F_REQUIRED)
                 return sg_err_set(err, SG_EREQUIRED, "%s: required, cannot be null", key);
+            /* A field with a default is NOT NULL in schema.sql: say so here, in words, rather
+             * than let SQLite refuse the write with its own message. */
+            if (f->def != NULL)
+                return sg_err_set(err, SG_EREQUIRED,
+                                  "%s: cannot be null; leave it out for the default (%s)", key,
+                                  f->def);
             continue;
         }
         if (f->type == SG_FT_INT) {

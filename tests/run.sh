@@ -57,8 +57,9 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
   say "fuzz targets (${FUZZ_SECONDS}s each)"
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSANGAM_FUZZ=ON -DSANGAM_ASAN=ON \
     -DSANGAM_UBSAN=ON >/dev/null
-  cmake --build build-fuzz -j "$JOBS" --target fuzz_batch fuzz_frame fuzz_http fuzz_csv
-  for t in batch frame http csv; do
+  cmake --build build-fuzz -j "$JOBS" --target fuzz_batch fuzz_frame fuzz_http fuzz_csv fuzz_json \
+    fuzz_config fuzz_token fuzz_csr
+  for t in batch frame http csv json config token csr; do
     work=$(mktemp -d)
     cp -r "tests/fuzz/corpus/$t/." "$work/"
     ( cd "$work" && "$ROOT/build-fuzz/tests/fuzz_$t" -max_total_time="$FUZZ_SECONDS" \

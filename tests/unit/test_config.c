@@ -98,6 +98,42 @@ static void test_bad(void **state)
                "level = loud\n",
                ":8:", "[log] level");
     expect_bad("[node]\nrole = region\nthis is not ini\n", ":3:", NULL);
+    /* An [api] listen value longer than its field is refused, never cut short: cut,
+     * "host:7480" would read as "host:74", another port (found by fuzz_config). */
+    {
+        sg_config cfg;
+        sg_err err = {0};
+        char text[256], host[80];
+
+        memset(host, 'a', 58);
+        host[58] = '\0';
+        snprintf(text, sizeof(text),
+                 "[node]\nrole = region\nid = b\ndb = b.db\n[api]\nlisten = %s:7480\n",
+                 host); /* 63 bytes: the most the field holds */
+        assert_int_equal(sg_config_load(&cfg, write_cfg(text), &err), 0);
+        assert_int_equal(strlen(cfg.api_listen), 63);
+        assert_memory_equal(cfg.api_listen + 58, ":7480", 6);
+        memset(host, 'a', 60);
+        host[60] = '\0';
+        snprintf(text, sizeof(text),
+                 "[node]\nrole = region\nid = b\ndb = b.db\n[api]\nlisten = %s:7480\n", host);
+        expect_bad(text, ":6:", "[api] listen");
+    }
+    /* A NUL byte, which would cut "bun\0lkhand" to "bun" for inih, refuses the file. */
+    {
+        static const char nul[] = "[node]\nrole = region\nid = bun\0lkhand\ndb = b.db\n[api]\n"
+                                  "socket = s\n";
+        sg_config cfg;
+        sg_err err = {0};
+        const char *p = write_cfg("");
+        FILE *f = fopen(p, "wb");
+
+        assert_non_null(f);
+        assert_int_equal(fwrite(nul, 1, sizeof(nul) - 1, f), sizeof(nul) - 1);
+        fclose(f);
+        assert_int_equal(sg_config_load(&cfg, p, &err), SG_ECONFIG);
+        assert_non_null(strstr(err.msg, ":3: a NUL byte"));
+    }
 }
 
 /* [api] https: the hub serves its API over HTTPS with its own certificate; a region may not. */

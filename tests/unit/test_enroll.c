@@ -289,6 +289,51 @@ static void revoked_regions_get_nothing(void **state)
     free(csr);
 }
 
+/* An invite is made only when its token parses back at the new office: an address the token
+ * cannot carry, or one that makes the token longer than SG_TOKEN_MAX, is refused before the
+ * invite exists (found while writing fuzz_token: such an invite was stored and its token then
+ * failed to format, a 500 with no message). */
+static void invites_make_tokens_that_parse(void **state)
+{
+    fixture *f = *state;
+    char expires[32], text[SG_TOKEN_MAX + 1], addr[300], region[SG_REGION_MAX + 1];
+    sg_token t, back;
+    sg_err err = {0};
+    sqlite3_stmt *s;
+    /* A region id of the longest kind leaves 230 bytes for the address (the field holds 255). */
+    size_t longest =
+        SG_TOKEN_MAX - strlen("sangam1....") - SG_REGION_MAX - SG_TOKEN_SECRET_LEN - SG_CA_PIN_LEN;
+
+    memset(region, 'r', SG_REGION_MAX);
+    region[SG_REGION_MAX] = '\0';
+    memset(addr, 'h', longest - 5);
+    memcpy(addr + longest - 5, ":7400", 6); /* the longest address that fits */
+    assert_int_equal(sg_invite_create(&t, expires, f->st, f->ca, region, 3600 * 1000, addr, &err),
+                     0);
+    assert_int_equal(sg_token_format(text, sizeof(text), &t), 0);
+    assert_int_equal(strlen(text), SG_TOKEN_MAX);
+    assert_int_equal(sg_token_parse(&back, text, strlen(text), &err), 0);
+    assert_string_equal(back.hub, addr);
+
+    memmove(addr + 1, addr, strlen(addr) + 1); /* one byte more */
+    assert_int_equal(sg_invite_create(&t, expires, f->st, f->ca, region, 3600 * 1000, addr, &err),
+                     SG_EVALIDATE);
+    assert_non_null(strstr(err.msg, "cannot go into a join token"));
+    assert_int_equal(sg_invite_create(&t, expires, f->st, f->ca, "awadh", 3600 * 1000,
+                                      "my_hub.example:7400", &err),
+                     SG_EVALIDATE);
+    assert_int_equal(
+        sg_invite_create(&t, expires, f->st, f->ca, "awadh", 3600 * 1000, "hub.example", &err),
+        SG_EVALIDATE);
+    /* Only the first invite exists. */
+    assert_int_equal(
+        sqlite3_prepare_v2(sg_store_db(f->st), "SELECT count(*) FROM sg_invites", -1, &s, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 1);
+    sqlite3_finalize(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +342,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(refusals_name_the_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(revoked_regions_get_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(invites_make_tokens_that_parse, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

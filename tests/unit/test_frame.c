@@ -1791,6 +1791,47 @@ static void test_nesting_non_batch(void **state)
     refuse_hex("94 01 01 a1 6d ff", SG_EFORMAT, "HELLO: schema: must not be negative, got -1");
 }
 
+/* Depth bombs thousands deep and 32-bit length headers far beyond the frame, in a BATCH body
+ * and in the other messages: refused with their code before anything is allocated (the decoder
+ * is zero-copy; under ASan any allocation over 64 MiB would be reported). */
+static void test_hostile_bombs(void **state)
+{
+    enum { DEEP = 10000 };
+    static const char *const headers[] = {"dd ff ff ff ff", "df ff ff ff ff", "db ff ff ff ff",
+                                          "c6 ff ff ff ff", "c9 ff ff ff ff 01"};
+    uint8_t *b = test_malloc(2 * DEEP + 16);
+
+    (void)state;
+    /* 10,000 nested arrays, or maps {nil: {nil: ...}}, as a BATCH body and as a PING's nonce. */
+    for (int msg = 0; msg < 2; msg++) {
+        b[0] = 0x92;
+        b[1] = msg == 0 ? 0x03 : 0x05;
+        memset(b + 2, 0x91, DEEP);
+        b[2 + DEEP] = 0x01;
+        refuse(b, DEEP + 3, SG_EDEPTH, NULL);
+        refuse(b, DEEP + 2, SG_EDEPTH, NULL); /* and without the innermost value */
+        for (size_t n = 0; n < DEEP; n++) {
+            b[2 + 2 * n] = 0x81;
+            b[3 + 2 * n] = 0xc0;
+        }
+        b[2 + 2 * DEEP] = 0x01;
+        refuse(b, 2 * DEEP + 3, SG_EDEPTH, NULL);
+    }
+    /* A 4 GiB array, map, str, bin or ext header in a 7-to-8-byte payload: as the BATCH body
+     * it is truncated; as a PING's nonce or an ERROR's code, a non-BATCH message refuses a
+     * container of more than 8 elements, and a string or blob that is not there. */
+    for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        char h[64];
+        snprintf(h, sizeof(h), "92 03 %s", headers[i]);
+        refuse_hex(h, SG_ETRUNC, NULL);
+        snprintf(h, sizeof(h), "92 05 %s", headers[i]);
+        refuse_hex(h, i < 2 ? SG_ETOOBIG : SG_ETRUNC, NULL);
+        snprintf(h, sizeof(h), "93 07 %s a1 41", headers[i]);
+        refuse_hex(h, i < 2 ? SG_ETOOBIG : SG_ETRUNC, NULL);
+    }
+    test_free(b);
+}
+
 /* ---- the encoder ---- */
 
 static void test_encode_refuses(void **state)
@@ -1933,6 +1974,7 @@ int main(void)
         cmocka_unit_test(test_zero_copy),
         cmocka_unit_test(test_batch_body),
         cmocka_unit_test(test_nesting_non_batch),
+        cmocka_unit_test(test_hostile_bombs),
         cmocka_unit_test(test_encode_refuses),
         cmocka_unit_test(test_msg_name),
         cmocka_unit_test(test_failure_leaves_zero),

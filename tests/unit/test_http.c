@@ -92,6 +92,10 @@ static void expect_refused_n(const char *req, size_t len, int want_status)
         fail_msg("request %.40s...: rc %d status %d, want refusal with %d", req, rc, status,
                  want_status);
     assert_true(err.msg[0] != '\0');
+    /* Nothing of a refused request is accepted, and no body is buffered for it. */
+    assert_false(p.complete);
+    assert_null(p.req.body);
+    assert_true(p.head_len <= SG_HTTP_HEAD_MAX);
     sg_http_parser_free(&p);
 }
 
@@ -125,6 +129,87 @@ static void test_smuggling_refused(void **state)
         memset(big + 19, 'a', n - 19);
         big[n] = '\0';
         expect_refused(big, 431);
+        free(big);
+    }
+}
+
+/* Feeds req one byte at a time, as a slow or hostile client may send it; returns the first
+ * refusal's status, or 0 if the bytes were all accepted (a complete request or more wanted). */
+static int bytewise_status(const char *req, size_t len)
+{
+    sg_http_parser p;
+    int status = 0;
+
+    sg_http_parser_init(&p);
+    for (size_t i = 0; i < len; i++) {
+        size_t used = 0;
+        sg_err err = {0};
+        int rc = sg_http_parser_feed(&p, req + i, 1, &used, &status, &err);
+        if (rc < 0)
+            break;
+        assert_int_equal(used, 1);
+        status = 0;
+        if (rc == 1)
+            break;
+    }
+    sg_http_parser_free(&p);
+    return status;
+}
+
+/* The smuggling and resource vectors beyond test_smuggling_refused's: each variant of a bare CR,
+ * obsolete folding, Transfer-Encoding and conflicting or malformed Content-Length, and heads over
+ * the limit made of many small headers, whole or fed a byte at a time. */
+static void test_hostile_vectors(void **state)
+{
+    static const char *const bad400[] = {
+        /* bare CR: in the request line, before the final CRLF, alone at the end of a value */
+        "GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r \r\n\r\n",
+        /* obs-fold with a tab, and a fold continuing Content-Length */
+        "GET / HTTP/1.1\r\nHost: a\r\n\tfolded\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 1\r\n 0\r\n\r\n0123456789",
+        /* Transfer-Encoding in any case or value, before or after Content-Length */
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\ntRaNsFeR-eNcOdInG: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nTransfer-Encoding:\tchunked\r\n\r\n0\r\n\r\n",
+        /* white space between a field name and its colon (RFC 9112 5.1: must be refused) */
+        "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length : 3\r\n\r\nabc",
+        /* duplicate Content-Length, even when equal; lists; signs; not a number */
+        "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 0x3\r\n\r\nabc",
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad400) / sizeof(bad400[0]); i++) {
+        expect_refused(bad400[i], 400);
+        if (bytewise_status(bad400[i], strlen(bad400[i])) != 400)
+            fail_msg("fed byte by byte, request %zu was not refused with 400", i);
+    }
+
+    /* A head over the limit made of many small headers is refused as soon as it passes the
+     * limit, whole or a byte at a time; a request target over 4096 bytes gets 414. */
+    {
+        size_t cap = 2 * SG_HTTP_HEAD_MAX, n = 0;
+        char *big = malloc(cap + 1);
+        assert_non_null(big);
+        n += (size_t)snprintf(big, cap, "GET / HTTP/1.1\r\n");
+        while (n + 16 < cap)
+            n += (size_t)snprintf(big + n, cap - n, "X-%05zu: 12345\r\n", n);
+        big[n] = '\0';
+        expect_refused(big, 431);
+        assert_int_equal(bytewise_status(big, n), 431);
+
+        n = (size_t)snprintf(big, cap, "GET /");
+        memset(big + n, 'a', SG_HTTP_URL_MAX);
+        n += SG_HTTP_URL_MAX;
+        n += (size_t)snprintf(big + n, cap - n, " HTTP/1.1\r\nHost: a\r\n\r\n");
+        expect_refused(big, 414);
         free(big);
     }
 }
@@ -166,11 +251,9 @@ static void test_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_split_everywhere),
-        cmocka_unit_test(test_pipelined),
-        cmocka_unit_test(test_smuggling_refused),
-        cmocka_unit_test(test_query_parse),
-        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_split_everywhere),  cmocka_unit_test(test_pipelined),
+        cmocka_unit_test(test_smuggling_refused), cmocka_unit_test(test_hostile_vectors),
+        cmocka_unit_test(test_query_parse),       cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -375,6 +375,14 @@ static void test_validation_and_references(void **state)
     fields = json_pack("{s:s}", "kind", "staff");
     assert_int_equal(sg_store_create(&rec, f->st, members, fields, 0, &err), SG_EREQUIRED);
     json_decref(fields);
+
+    /* A field with a default (NOT NULL in schema.sql) cannot be null: the check says so in
+     * words before SQLite would refuse it with its own message (found by fuzz_json). */
+    fields = json_pack("{s:s, s:s, s:n}", "name", "Ram", "kind", "staff", "status");
+    assert_int_equal(sg_store_check(f->st, members, fields, 'c', 0, &err), SG_EREQUIRED);
+    assert_int_equal(sg_store_create(&rec, f->st, members, fields, 0, &err), SG_EREQUIRED);
+    assert_string_equal(err.msg, "status: cannot be null; leave it out for the default (active)");
+    json_decref(fields);
     assert_int_equal(sg_store_seq(f->st), seq); /* nothing written */
 
     /* A referenced organisation cannot be deleted. */
