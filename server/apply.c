@@ -100,7 +100,7 @@ static int row_owner(sg_store *st, const sg_rectype *rt, const char *pk, char *o
     rc = store_stmt(st, sql, &stmt, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, pk, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, pk, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         snprintf(owner, cap, "%s", (const char *)sqlite3_column_text(stmt, 0));
@@ -280,9 +280,9 @@ static int one_change(sg_store *st, const char *region, const sg_change *c, int 
                     &stmt, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, rt->table, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, pk, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, pk, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     return rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "snapshot");
@@ -294,7 +294,7 @@ static int ensure_region(sg_store *st, const char *region, sg_err *err)
     int rc = store_stmt(st, "INSERT OR IGNORE INTO sg_regions (region) VALUES (?)", &stmt, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     return rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "sg_regions");
@@ -307,7 +307,7 @@ int sg_apply_cursor(uint64_t *out, sg_store *st, const char *region, sg_err *err
     *out = 0;
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
         *out = (uint64_t)sqlite3_column_int64(stmt, 0);
@@ -358,26 +358,26 @@ static void quarantine(sg_store *st, const char *region, const sg_batch *b, cons
     for (uint32_t i = 0; i < b->nchanges; i++) {
         const sg_change *c = &b->changes[i];
         char *data = cols_json(c);
-        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 2, (sqlite3_int64)c->seq);
         sqlite3_bind_int64(stmt, 3, (sqlite3_int64)(c->hlc & INT64_MAX));
-        sqlite3_bind_text(stmt, 4, c->table, (int)c->table_len, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 5, c->pk, (int)c->pk_len, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 4, c->table, (int)c->table_len, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 5, c->pk, (int)c->pk_len, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 6, op_name(c->op), -1, SQLITE_STATIC);
         if (data)
-            sqlite3_bind_text(stmt, 7, data, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 7, data, -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(stmt, 7);
-        sqlite3_bind_text(stmt, 8, reason, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 9, now, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 8, reason, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 9, now, -1, SQLITE_STATIC);
         sqlite3_step(stmt);
         sqlite3_reset(stmt);
         free(data);
     }
     if (ensure_region(st, region, &err) == 0 &&
         store_stmt(st, "UPDATE sg_regions SET last_error = ? WHERE region = ?", &stmt, &err) == 0) {
-        sqlite3_bind_text(stmt, 1, reason, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 2, region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 1, reason, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, region, -1, SQLITE_STATIC);
         sqlite3_step(stmt);
         sqlite3_reset(stmt);
     }
@@ -474,10 +474,10 @@ static int apply_locked(sg_apply_result *out, sg_store *st, const char *region, 
     out->cursor = snapshot ? cursor : expect - 1;
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)out->cursor);
     sqlite3_bind_int64(stmt, 2, out->applied);
-    sqlite3_bind_text(stmt, 3, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, now, -1, SQLITE_STATIC);
     sqlite3_bind_int64(
         stmt, 4, b->nchanges ? (sqlite3_int64)(b->changes[b->nchanges - 1].hlc & INT64_MAX) : 0);
-    sqlite3_bind_text(stmt, 5, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 5, region, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     return rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "advance cursor");
@@ -525,7 +525,7 @@ int sg_apply_snapshot_begin(sg_store *st, const char *region, uint64_t seq, sg_e
     if (rc == 0)
         rc = store_stmt(st, "DELETE FROM sg_snapshot_seen WHERE region = ?", &stmt, err);
     if (rc == 0) {
-        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
         rc = sqlite3_step(stmt);
         rc = rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "snapshot begin");
         sqlite3_reset(stmt);
@@ -534,7 +534,7 @@ int sg_apply_snapshot_begin(sg_store *st, const char *region, uint64_t seq, sg_e
         rc = store_stmt(st, "UPDATE sg_regions SET snapshot_seq = ? WHERE region = ?", &stmt, err);
     if (rc == 0) {
         sqlite3_bind_int64(stmt, 1, (sqlite3_int64)seq);
-        sqlite3_bind_text(stmt, 2, region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 2, region, -1, SQLITE_STATIC);
         rc = sqlite3_step(stmt);
         rc = rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "snapshot begin");
         sqlite3_reset(stmt);
@@ -557,7 +557,7 @@ int sg_apply_snapshot_end(sg_store *st, const char *region, uint64_t seq, sg_err
     rc = store_stmt(st, "SELECT snapshot_seq FROM sg_regions WHERE region = ?", &stmt, err);
     if (rc < 0)
         goto rollback;
-    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_ROW || sqlite3_column_type(stmt, 0) == SQLITE_NULL ||
         (uint64_t)sqlite3_column_int64(stmt, 0) != seq) {
         sqlite3_reset(stmt);
@@ -578,7 +578,7 @@ int sg_apply_snapshot_end(sg_store *st, const char *region, uint64_t seq, sg_err
         rc = store_stmt(st, sql, &stmt, err);
         if (rc < 0)
             goto rollback;
-        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
         rc = sqlite3_step(stmt);
         if (rc != SQLITE_DONE) {
             rc = store_db_error(st, rc, err, "snapshot: delete rows gone at the region");
@@ -594,7 +594,7 @@ int sg_apply_snapshot_end(sg_store *st, const char *region, uint64_t seq, sg_err
     if (rc < 0)
         goto rollback;
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)seq);
-    sqlite3_bind_text(stmt, 2, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, region, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     if (rc != SQLITE_DONE) {
@@ -604,7 +604,7 @@ int sg_apply_snapshot_end(sg_store *st, const char *region, uint64_t seq, sg_err
     rc = store_stmt(st, "DELETE FROM sg_snapshot_seen WHERE region = ?", &stmt, err);
     if (rc < 0)
         goto rollback;
-    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
     sqlite3_step(stmt);
     sqlite3_reset(stmt);
     return apply_end(st, 1, err);
@@ -629,10 +629,10 @@ int sg_apply_note_contact(sg_store *st, const char *region, const char *error, s
                    &stmt, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, now, -1, SQLITE_STATIC);
     if (error)
-        sqlite3_bind_text(stmt, 2, error, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 2, error, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, region, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     return rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "sg_regions");
@@ -656,7 +656,7 @@ static int load_held(sg_batch *b, json_t **out_rows, sg_store *st, const char *r
                     &stmt, err);
     if (rc < 0)
         goto fail;
-    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         const char *data = (const char *)sqlite3_column_text(stmt, 5);
         json_t *row = json_pack("{s:I, s:I, s:s, s:s, s:s, s:o}", "seq",
@@ -665,7 +665,7 @@ static int load_held(sg_batch *b, json_t **out_rows, sg_store *st, const char *r
                                 (const char *)sqlite3_column_text(stmt, 2), "pk",
                                 (const char *)sqlite3_column_text(stmt, 3), "op",
                                 (const char *)sqlite3_column_text(stmt, 4), "data",
-                                data ? json_loads(data, 0, NULL) : json_null());
+                                data ? store_json_loads(data, 0) : json_null());
         if (row == NULL || json_array_append_new(rows, row) != 0) {
             sqlite3_reset(stmt);
             rc = sg_err_set(err, SG_ENOMEM, "out of memory");
@@ -739,7 +739,7 @@ static int mark_held(sg_store *st, const char *region, const char *state, uint64
     if (rc < 0)
         return rc;
     sqlite3_bind_text(stmt, 1, state, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, region, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 3, (sqlite3_int64)upto);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
@@ -798,7 +798,7 @@ int sg_apply_quarantine_discard(uint32_t *out_n, sg_store *st, const char *regio
         err);
     if (rc < 0)
         goto rollback;
-    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
     upto = cursor;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         uint64_t seq = (uint64_t)sqlite3_column_int64(stmt, 0);
@@ -826,7 +826,7 @@ int sg_apply_quarantine_discard(uint32_t *out_n, sg_store *st, const char *regio
         if (rc < 0)
             goto rollback;
         sqlite3_bind_int64(stmt, 1, (sqlite3_int64)upto);
-        sqlite3_bind_text(stmt, 2, region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 2, region, -1, SQLITE_STATIC);
         rc = sqlite3_step(stmt);
         sqlite3_reset(stmt);
         if (rc != SQLITE_DONE) {
@@ -888,7 +888,7 @@ int sg_outbox_read(uint64_t *out_last, sg_store *st, uint64_t after, uint32_t ma
         c.pk_len = (uint32_t)sqlite3_column_bytes(stmt, 3);
         c.op = op[0] == 'i' ? SG_OP_INSERT : op[0] == 'u' ? SG_OP_UPDATE : SG_OP_DELETE;
         if (c.op != SG_OP_DELETE) {
-            obj = data ? json_loads(data, 0, NULL) : NULL;
+            obj = data ? store_json_loads(data, 0) : NULL;
             if (!json_is_object(obj) || json_object_size(obj) > SG_BATCH_MAX_COLS) {
                 json_decref(obj);
                 sqlite3_reset(stmt);
@@ -959,7 +959,7 @@ int sg_outbox_acked(sg_store *st, uint64_t seq, sg_err *err)
         return rc;
     sg_now_iso(now);
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)seq);
-    sqlite3_bind_text(stmt, 2, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, now, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     return rc == SQLITE_DONE ? 0 : store_db_error(st, rc, err, "record acknowledgement");
@@ -1006,8 +1006,13 @@ int sg_outbox_snapshot_read(int *out_done, sg_store *rd, const char *region, sg_
         rc = store_stmt(rd, sql, &stmt, err);
         if (rc < 0)
             return rc;
-        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 2, pos->after, -1, SQLITE_TRANSIENT);
+        /* after changes while the statement runs, so it is copied; a copy that cannot be
+         * allocated must stop the snapshot, not read as "no rows left" (store_int.h). */
+        if (sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(stmt, 2, pos->after, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+            sqlite3_reset(stmt);
+            return store_db_error(rd, SQLITE_NOMEM, err, "snapshot read");
+        }
         sqlite3_bind_int64(stmt, 3, max_changes - added);
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
             sg_col cols[SG_BATCH_MAX_COLS];
@@ -1086,9 +1091,9 @@ int sg_apply_quarantine_list(json_t **out, sg_store *st, const char *region, con
     if (rc < 0)
         return rc;
     if (region)
-        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 1, region, -1, SQLITE_STATIC);
     if (state)
-        sqlite3_bind_text(stmt, 2, state, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 2, state, -1, SQLITE_STATIC);
     sqlite3_bind_int(stmt, 3, limit);
     items = json_array();
     while (items != NULL && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {

@@ -97,6 +97,39 @@ void sg_today(char out[16])
     strftime(out, 16, "%Y-%m-%d", &tm);
 }
 
+/* jansson's parser does not fail when growing a string's buffer fails: it drops that byte
+ * (load.c: lex_save ignores strbuffer_append_byte's error) and returns the value with the
+ * string shortened. sg_store_open routes jansson's allocations through json_alloc, so a parse
+ * that met a failed allocation is refused whole instead of being replicated shortened. The flag
+ * is per thread because jansson calls back on the thread that parses. */
+static _Thread_local int json_alloc_failed;
+
+static void *json_alloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL)
+        json_alloc_failed = 1;
+    return p;
+}
+
+static void json_release(void *p)
+{
+    free(p);
+}
+
+json_t *store_json_loads(const char *text, size_t flags)
+{
+    json_t *v;
+
+    json_alloc_failed = 0;
+    v = json_loads(text, flags, NULL);
+    if (v != NULL && json_alloc_failed) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
+}
+
 /* Maps a failed SQLite call to an SG_E* code with the database's message as context. */
 int store_db_error(sg_store *st, int rc, sg_err *err, const char *what)
 {
@@ -424,6 +457,13 @@ int sg_store_open(sg_store **out, const char *path, const char *node_id, const c
     int rc;
 
     *out = NULL;
+    {
+        json_malloc_t jm;
+        json_free_t jf;
+        json_get_alloc_funcs(&jm, &jf);
+        if (jm != json_alloc) /* both are malloc/free underneath: earlier values stay valid */
+            json_set_alloc_funcs(json_alloc, json_release);
+    }
     st = calloc(1, sizeof(*st));
     if (st == NULL)
         return sg_err_set(err, SG_ENOMEM, "open database: out of memory");
@@ -633,7 +673,7 @@ static int bind_json(sqlite3_stmt *stmt, int i, json_t *v)
 {
     if (json_is_string(v))
         return sqlite3_bind_text(stmt, i, json_string_value(v), (int)json_string_length(v),
-                                 SQLITE_TRANSIENT);
+                                 SQLITE_STATIC);
     if (json_is_integer(v))
         return sqlite3_bind_int64(stmt, i, json_integer_value(v));
     return sqlite3_bind_null(stmt, i);
@@ -650,7 +690,7 @@ int sg_store_get(json_t **out, sg_store *st, const sg_rectype *rt, const char *i
     rc = store_stmt(st, sql, &stmt, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE) {
         sqlite3_reset(stmt);
@@ -677,7 +717,7 @@ static int row_exists(sg_store *st, const char *table, const char *id, sg_err *e
     rc = store_stmt(st, sql, &stmt, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     if (rc == SQLITE_ROW)
@@ -753,10 +793,10 @@ int sg_store_create(json_t **out, sg_store *st, const sg_rectype *rt, json_t *fi
     free(b.p);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, st->node_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 4, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, st->node_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, now, -1, SQLITE_STATIC);
     json_object_foreach(fields, key, v) bind_json(stmt, ++n, v);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
@@ -802,8 +842,12 @@ int sg_store_update(json_t **out, sg_store *st, const sg_rectype *rt, const char
     }
     json_object_foreach(fields, key, v)
     {
-        if (!json_equal(v, json_object_get(old, key)))
-            json_object_set(changed, key, v);
+        /* A value that could not be added would otherwise vanish from the update, which would
+         * then report success with the field unchanged. */
+        if (!json_equal(v, json_object_get(old, key)) && json_object_set(changed, key, v) != 0) {
+            rc = sg_err_set(err, SG_ENOMEM, "update %s: out of memory", rt->singular);
+            goto drop_old;
+        }
     }
     fields = changed;
     if (json_object_size(fields) == 0) {
@@ -831,9 +875,9 @@ int sg_store_update(json_t **out, sg_store *st, const sg_rectype *rt, const char
     free(b.p);
     if (rc < 0)
         goto drop_old;
-    sqlite3_bind_text(stmt, 1, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, now, -1, SQLITE_STATIC);
     json_object_foreach(fields, key, v) bind_json(stmt, ++n, v);
-    sqlite3_bind_text(stmt, n + 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, n + 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
         rc = store_db_error(st, rc, err, rt->singular);
@@ -863,7 +907,7 @@ int sg_store_delete(sg_store *st, const sg_rectype *rt, const char *id, sg_err *
     rc = store_stmt(st, sql, &stmt, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
         if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
@@ -978,12 +1022,12 @@ int sg_store_list(json_t **out_items, char **out_next, sg_store *st, const sg_re
                 }
                 sqlite3_bind_int64(stmt, ++n, iv);
             } else {
-                sqlite3_bind_text(stmt, ++n, s, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(stmt, ++n, s, -1, SQLITE_STATIC);
             }
         }
     }
     if (q->region)
-        sqlite3_bind_text(stmt, ++n, q->region, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, ++n, q->region, -1, SQLITE_STATIC);
     if (q->q) {
         size_t len = strlen(q->q), k = 0;
         like = malloc(len * 2 + 3);
@@ -999,15 +1043,19 @@ int sg_store_list(json_t **out_items, char **out_next, sg_store *st, const sg_re
         }
         like[k++] = '%';
         like[k] = '\0';
-        sqlite3_bind_text(stmt, ++n, like, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_bind_text(stmt, ++n, like, -1, SQLITE_TRANSIENT);
         free(like);
+        if (rc != SQLITE_OK) {
+            sqlite3_reset(stmt);
+            return store_db_error(st, rc, err, "list");
+        }
     }
     if (q->from)
-        sqlite3_bind_text(stmt, ++n, q->from, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, ++n, q->from, -1, SQLITE_STATIC);
     if (q->to)
-        sqlite3_bind_text(stmt, ++n, q->to, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, ++n, q->to, -1, SQLITE_STATIC);
     if (q->after)
-        sqlite3_bind_text(stmt, ++n, q->after, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, ++n, q->after, -1, SQLITE_STATIC);
     sqlite3_bind_int(stmt, ++n, q->limit + 1);
 
     items = json_array();
@@ -1071,7 +1119,7 @@ int sg_store_changes(json_t **out_items, int64_t *out_next, sg_store *st, int64_
         }
         if (sqlite3_column_type(stmt, 6) == SQLITE_TEXT) {
             json_decref(data);
-            data = json_loads((const char *)sqlite3_column_text(stmt, 6), JSON_DECODE_ANY, NULL);
+            data = store_json_loads((const char *)sqlite3_column_text(stmt, 6), JSON_DECODE_ANY);
             if (data == NULL)
                 data = json_null();
         }
