@@ -25,7 +25,12 @@
 #include "sangam/records.h"
 #include "tls.h"
 
-#define BACKDATE_S 300 /* notBefore this far in the past: tolerates small clock differences */
+/* notBefore this far in the past. A day, not minutes: a region's office machine whose clock is
+ * hours slow (a dead RTC battery, no NTP over a link that is down) must still trust the hub's
+ * certificate and the CA's, or it stops replicating exactly when its clock is wrong
+ * (tests/integration/test_faults.sh, clock). The cost is nil: a certificate exists only from the
+ * moment the hub issues it, so "valid a day before" lets no one use it earlier. */
+#define BACKDATE_S 86400
 
 struct sg_ca {
     X509 *cert;    /* the CA certificate */

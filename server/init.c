@@ -40,11 +40,28 @@ static void init_usage(FILE *f)
             "  -h, --help          this text\n");
 }
 
+/* Creates DIR with MODE, and its missing parents (0755) as `mkdir -p` would: operators give
+ * --dir /var/lib/sangam/hub on a machine where /var/lib/sangam does not exist yet. */
 int init_mkdir(const char *dir, mode_t mode, char *why, size_t cap)
 {
     struct stat st;
+    char parent[PATH_MAX];
     if (mkdir(dir, mode) == 0 || (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)))
         return 0;
+    if (errno == ENOENT && snprintf(parent, sizeof(parent), "%s", dir) < (int)sizeof(parent)) {
+        char *slash = strrchr(parent, '/');
+        while (slash && slash > parent && slash[1] == '\0') { /* trailing slashes */
+            *slash = '\0';
+            slash = strrchr(parent, '/');
+        }
+        if (slash && slash > parent) {
+            *slash = '\0';
+            if (init_mkdir(parent, 0755, why, cap) < 0)
+                return -1;
+            if (mkdir(dir, mode) == 0)
+                return 0;
+        }
+    }
     snprintf(why, cap, "cannot create directory %s: %s", dir, strerror(errno));
     return -1;
 }

@@ -6,12 +6,24 @@
 # CTest suite, runs it again under ASan+UBSan, then runs every libFuzzer target for
 # FUZZ_SECONDS (default 60) under ASan+UBSan.
 #
+# The fault, crash, allocation-failure, power-loss and fuzz parts run in their quick form
+# (tests/RELIABILITY.md); `tests/run.sh --long` runs the long form: 200 crash seeds and 5 faulty-
+# link runs (test_faults.sh), every allocation and power-cut point (test_alloc, test_vfs), and 15
+# minutes per fuzz target. It takes several hours on 2 cores.
+#
 # Environment: FUZZ_SECONDS=N (0 skips the timed fuzz runs; the corpora are still replayed by
-# CTest), JOBS=N (parallel build jobs, default nproc), SKIP_ASAN=1 (local quick runs only).
+# CTest), JOBS=N (parallel build jobs, default nproc), SKIP_ASAN=1 (local quick runs only),
+# SANGAM_LONG=1 (the same as --long).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${JOBS:-$(nproc)}
+case "${1:-}" in
+--long) export SANGAM_LONG=1 ;;
+"") ;;
+*) echo "usage: tests/run.sh [--long]" >&2; exit 2 ;;
+esac
+if [ "${SANGAM_LONG:-0}" = 1 ]; then FUZZ_SECONDS=${FUZZ_SECONDS:-900}; fi
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
 say() { printf '\n==> %s\n' "$*"; }

@@ -100,7 +100,7 @@ hubsql() { sqlite3 "$dir/hub/hub.db" "$@"; }
 lib_join() {
     local tok
     tok=$(hub hub invite "$1" ${2:+--address "$2"} 2>/dev/null)
-    "$SANGAMD" join "$tok" --dir "$dir/$1" >/dev/null
+    "$SANGAMD" join "$tok" --dir "$dir/$1" >/dev/null 2>>"$dir/join.log" || { tail -3 "$dir/join.log"; return 1; }
 }
 # region NAME ARGS...: the CLI against a region's socket.
 region() { local r=$1; shift; "$SANGAM" --node "$dir/$r/$r.sock" "$@"; }

@@ -80,6 +80,9 @@ port=$((21000 + RANDOM % 20000))
 expect_ok "sangamd init makes a hub" "$SANGAMD" init --dir "$dir/hub" --listen "127.0.0.1:$port" \
     --public "127.0.0.1:$port"
 if [ "$(stat -c %a "$dir/hub/pki/ca.key")" = 600 ]; then ok "the CA key is 0600"; else not_ok "the CA key is 0600"; fi
+expect_ok "sangamd init makes the missing parents of --dir, as mkdir -p would" \
+    "$SANGAMD" init --dir "$dir/not/yet/there/hub" --listen "127.0.0.1:$port"
+rm -rf "$dir/not"
 expect_fail "sangamd init refuses a directory that has a hub" "already has a node" \
     "$SANGAMD" init --dir "$dir/hub" --listen "127.0.0.1:$port"
 start hub "$dir/hub/hub.ini"
