@@ -247,6 +247,18 @@ static int csr_key(EVP_PKEY **out_key, const char *pem, size_t len, sg_err *err)
     return rc;
 }
 
+/* out = lowercase hex SHA-256 of key's DER SubjectPublicKeyInfo (what an invite was spent on). */
+static int key_sha256(char out[65], EVP_PKEY *key)
+{
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(key, &der), rc;
+    if (len <= 0)
+        return -1;
+    rc = sg_sha256_hex(out, der, (size_t)len);
+    OPENSSL_free(der);
+    return rc;
+}
+
 /* Issues the certificate for key and records it (in the caller's transaction); *out_pem. */
 static int issue(char **out_pem, char serial_hex[80], sg_store *st, const sg_ca *ca, EVP_PKEY *key,
                  const char *region, int days, const char *reason, sg_err *err)
@@ -316,8 +328,9 @@ int sg_enroll_join(char **out_pem, sg_store *st, const sg_ca *ca, const char *re
     EVP_PKEY *key = NULL;
     sqlite3_stmt *stmt;
     char hash[65], now[32], serial[80], inv_region[SG_REGION_MAX + 1], at[32];
+    char used_at[32] = "", used_key[65] = "", expires[32] = "", key_hash[65];
     int64_t id = 0;
-    int rc;
+    int rc, retry = 0;
 
     *out_pem = NULL;
     if (secret_len != SG_TOKEN_SECRET_LEN || !sg_is_lowerhex(secret, secret_len))
@@ -328,7 +341,7 @@ int sg_enroll_join(char **out_pem, sg_store *st, const sg_ca *ca, const char *re
     if (rc < 0)
         return rc;
     rc = store_stmt(st,
-                    "SELECT id, region, expires_at, used_at FROM sg_invites WHERE "
+                    "SELECT id, region, expires_at, used_at, used_key FROM sg_invites WHERE "
                     "secret_hash = ?",
                     &stmt, err);
     if (rc < 0)
@@ -346,15 +359,26 @@ int sg_enroll_join(char **out_pem, sg_store *st, const sg_ca *ca, const char *re
     }
     id = sqlite3_column_int64(stmt, 0);
     snprintf(inv_region, sizeof(inv_region), "%s", (const char *)sqlite3_column_text(stmt, 1));
+    snprintf(expires, sizeof(expires), "%s", (const char *)sqlite3_column_text(stmt, 2));
+    if (sqlite3_column_type(stmt, 3) != SQLITE_NULL)
+        snprintf(used_at, sizeof(used_at), "%s", (const char *)sqlite3_column_text(stmt, 3));
+    if (sqlite3_column_type(stmt, 4) != SQLITE_NULL)
+        snprintf(used_key, sizeof(used_key), "%s", (const char *)sqlite3_column_text(stmt, 4));
+    sqlite3_reset(stmt);
     if (strcmp(inv_region, region) != 0)
         rc = sg_err_set(err, SG_EAUTH, "this invite is for region %s, not %s", inv_region, region);
-    else if (sqlite3_column_type(stmt, 3) != SQLITE_NULL)
-        rc = sg_err_set(err, SG_EAUTH, "this invite was already used at %s: ask for a new one",
-                        (const char *)sqlite3_column_text(stmt, 3));
-    else if (strcmp((const char *)sqlite3_column_text(stmt, 2), now) <= 0)
-        rc = sg_err_set(err, SG_EAUTH, "this invite expired at %s: ask for a new one",
-                        (const char *)sqlite3_column_text(stmt, 2));
-    sqlite3_reset(stmt);
+    else if (strcmp(expires, now) <= 0)
+        rc = sg_err_set(err, SG_EAUTH, "this invite expired at %s: ask for a new one", expires);
+    else if (used_at[0] != '\0') {
+        /* Spent. The same key asking again is the node whose CERT was lost on the way (the link
+         * dropped after the hub committed): it kept its key (pki/join.key) and retries. It gets
+         * a certificate again; nobody else holding the token does. */
+        rc = csr_key(&key, csr_pem, csr_len, err);
+        if (rc == 0 && (key_sha256(key_hash, key) < 0 || strcmp(key_hash, used_key) != 0))
+            rc = sg_err_set(err, SG_EAUTH, "this invite was already used at %s: ask for a new one",
+                            used_at);
+        retry = rc == 0;
+    }
     if (rc < 0)
         goto rollback;
     rc = sg_enroll_revoked(st, region, at);
@@ -364,21 +388,30 @@ int sg_enroll_join(char **out_pem, sg_store *st, const sg_ca *ca, const char *re
         goto rollback;
     }
     /* The invite holds (PROTOCOL.md 7.4: the version, the invite, then the CSR). */
-    rc = csr_key(&key, csr_pem, csr_len, err);
-    if (rc < 0)
-        goto rollback;
-    rc = store_stmt(st, "UPDATE sg_invites SET used_at = ? WHERE id = ? AND used_at IS NULL", &stmt,
-                    err);
-    if (rc < 0)
-        goto rollback;
-    sqlite3_bind_text(stmt, 1, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 2, id);
-    rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    if (rc != SQLITE_DONE || sqlite3_changes(sg_store_db(st)) != 1) {
-        rc = rc != SQLITE_DONE ? store_db_error(st, rc, err, "sg_invites")
-                               : sg_err_set(err, SG_EAUTH, "this invite was already used");
-        goto rollback;
+    if (!retry) {
+        rc = csr_key(&key, csr_pem, csr_len, err);
+        if (rc < 0)
+            goto rollback;
+        if (key_sha256(key_hash, key) < 0) {
+            rc = sg_err_set(err, SG_EVALIDATE, "cannot read the certificate request's key");
+            goto rollback;
+        }
+        rc = store_stmt(st,
+                        "UPDATE sg_invites SET used_at = ?, used_key = ? WHERE id = ? AND "
+                        "used_at IS NULL",
+                        &stmt, err);
+        if (rc < 0)
+            goto rollback;
+        sqlite3_bind_text(stmt, 1, now, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, key_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, id);
+        rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_DONE || sqlite3_changes(sg_store_db(st)) != 1) {
+            rc = rc != SQLITE_DONE ? store_db_error(st, rc, err, "sg_invites")
+                                   : sg_err_set(err, SG_EAUTH, "this invite was already used");
+            goto rollback;
+        }
     }
     rc = issue(out_pem, serial, st, ca, key, region, cert_days, "join", err);
     if (rc < 0)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <sqlite3.h>
@@ -272,7 +273,18 @@ int sg_join_main(int argc, char **argv)
     }
     if (init_prepare(pki, sizeof(pki), "sangamd join", dir, "region.ini", "node.key") != 0)
         return 1;
-    if (sg_key_new(&key, &err) < 0 || sg_tls_ctx_new_join(&tls, t.pin, &err) < 0)
+    /* The key is kept in pki/join.key from the first attempt on, so that a retry after a lost
+     * answer presents the same key: the hub admits a spent invite again only for the key it was
+     * spent on (enroll.c). It becomes pki/node.key on success. */
+    snprintf(path, sizeof(path), "%s/join.key", pki);
+    if (access(path, F_OK) == 0) {
+        if (sg_key_load(&key, path, &err) < 0)
+            goto fail_err;
+        fprintf(stderr, "sangamd join: using the key kept from an earlier attempt (%s)\n", path);
+    } else if (sg_key_new(&key, &err) < 0 || sg_pem_write_key(path, key, &err) < 0) {
+        goto fail_err;
+    }
+    if (sg_tls_ctx_new_join(&tls, t.pin, &err) < 0)
         goto fail_err;
     j.t = &t;
     j.csr = sg_csr_pem(key, t.region);
@@ -282,7 +294,15 @@ int sg_join_main(int argc, char **argv)
     }
     fprintf(stderr, "sangamd join: asking the hub at %s to admit region %s...\n", t.hub, t.region);
     if (exchange(&j, tls) < 0) {
-        snprintf(why, sizeof(why), "%s", j.why);
+        /* A refusal (the hub's ERROR, a pin or certificate that does not verify) is final; a
+         * link that dropped is worth the same command again. */
+        int dropped = j.code == SG_ETLS || j.code == SG_ECLOSED || j.code == SG_EIO || j.code == 0;
+        snprintf(why, sizeof(why), "%s%s%s%s", j.why,
+                 dropped ? "\n(if the link dropped, run the same command again: this machine's "
+                           "key is kept in "
+                         : "",
+                 dropped ? pki : "",
+                 dropped ? "/join.key and the hub admits it once more with the same token)" : "");
         goto fail_why;
     }
     if (check_answer(&j, key, why, sizeof(why)) < 0)
@@ -323,6 +343,8 @@ int sg_join_main(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/region.ini", dir);
     if (init_write_new(path, ini, 0640, why, sizeof(why)) < 0)
         goto fail_why;
+    snprintf(path, sizeof(path), "%s/join.key", pki);
+    unlink(path); /* now pki/node.key */
     printf("Joined as region %s. Made in %s:\n"
            "  pki/node.key, node.pem   this node's key and certificate\n"
            "  pki/ca.pem               the coalition CA\n"

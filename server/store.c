@@ -32,6 +32,7 @@
 extern const char sg_schema_sql[];
 extern const char sg_migrate_v2_sql[];
 extern const char sg_migrate_v3_sql[];
+extern const char sg_migrate_v4_sql[];
 
 #define STMT_CACHE 64
 
@@ -410,7 +411,12 @@ static int migrate(sg_store *st, const char *node_id, const char *role, sg_err *
         if (rc < 0)
             goto rollback;
     }
-    /* Later versions: if (version < 4) { ... } here, each step in this same transaction. */
+    if (version < 4) {
+        rc = store_exec(st, sg_migrate_v4_sql, err, "migrate schema to v4");
+        if (rc < 0)
+            goto rollback;
+    }
+    /* Later versions: if (version < 5) { ... } here, each step in this same transaction. */
 
     rc = sqlite3_prepare_v2(st->db, "SELECT id, role FROM sg_node", -1, &stmt, NULL);
     if (rc != SQLITE_OK || sqlite3_step(stmt) != SQLITE_ROW) {

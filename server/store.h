@@ -22,7 +22,7 @@
 #include "sangam/error.h"
 #include "sangam/records.h"
 
-#define SG_SCHEMA_VERSION 3
+#define SG_SCHEMA_VERSION 4
 
 typedef struct sg_store sg_store;
 typedef struct sqlite3 sqlite3;

@@ -3,13 +3,15 @@
 # (issue 7; tests/RELIABILITY.md). Real processes over real TLS on 127.0.0.1.
 #
 # Usage: test_faults.sh SANGAMD SANGAM FAULTPROXY [--seeds N] [--first S] [--long]
-#                       [--only link|crash|disk|clock]
+#                       [--only link|join|crash|disk|clock]
 #
 #   link   a hub and three regions, each region dialling through its own faultproxy (delays,
 #          1-byte segments, half-open stalls, cuts mid-frame, answers lost after a delivered
 #          batch), while all three write a mixed workload (inserts, updates, deletes, re-creates
 #          over five tables, from the sqlite3 shell and through the API); then the links heal
 #          and the federation must converge.
+#   join   the hub's answer to a JOIN is lost after the hub spent the invite: the same command
+#          run again is admitted (the node kept its key), another machine with the token is not.
 #   crash  for each seed: a fresh federation of a hub and three regions under the same
 #          workload; at seeded moments the hub or a region is killed with SIGKILL and restarted
 #          after a seeded pause; then the workload stops and the federation must converge, every
@@ -228,6 +230,44 @@ if want link; then
     for f in delay split stall cut ackcut; do
         check "link: the $f fault fired (${tot_fault[$f]:-0} times)" "[ ${tot_fault[$f]:-0} -gt 0 ]"
     done
+fi
+
+# --- join: the hub's answer to a JOIN is lost on the link ---
+if want join; then
+    port=$(free_port) pport=$(free_port)
+    rm -rf "$dir/hub"
+    lib_hub_init "$port"
+    start hub "$dir/hub/hub.ini"
+    # ackcut just past the region's first 600 bytes: the hub has spent the invite and issued the
+    # certificate; the CERT never arrives.
+    "$FAULTPROXY" --listen "127.0.0.1:$pport" --to "127.0.0.1:$port" --seed 1 --modes ackcut \
+        --trigger 600 >/dev/null 2>"$dir/proxy-join.log" &
+    pids+=($!)
+    proxy_pid=$!
+    tok=$(hub hub invite kanpur --address "127.0.0.1:$pport" 2>/dev/null)
+    until_true 5 "(exec 3<>/dev/tcp/127.0.0.1/$pport)" || true
+    expect_fail "join: an answer lost on the link is an error that says how to retry" \
+        "run the same command again" "$SANGAMD" join "$tok" --dir "$dir/kanpur"
+    check "join: the hub had spent the invite (the case a retry must survive)" \
+        "[ -n \"\$(hubsql 'SELECT used_at FROM sg_invites WHERE region = \"kanpur\"')\" ]"
+    kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
+    "$FAULTPROXY" --listen "127.0.0.1:$pport" --to "127.0.0.1:$port" --seed 1 --modes clean \
+        >/dev/null 2>>"$dir/proxy-join.log" &
+    pids+=($!)
+    until_true 5 "(exec 3<>/dev/tcp/127.0.0.1/$pport)" || true
+    expect_fail "join: another machine with the spent token is still refused" "already used" \
+        "$SANGAMD" join "$tok" --dir "$dir/kanpur-thief"
+    expect_ok "join: the same command again is admitted (same key, same token)" \
+        "$SANGAMD" join "$tok" --dir "$dir/kanpur"
+    check "join: the kept key became the node's key" \
+        "[ -e '$dir/kanpur/pki/node.key' ] && [ ! -e '$dir/kanpur/pki/join.key' ]"
+    printf '[hub]\naddress = 127.0.0.1:%s\n' "$port" >>"$dir/kanpur/region.ini"
+    start kanpur "$dir/kanpur/region.ini"
+    expect_ok "join: the region takes a write" region kanpur member add --name "Kanpur 1" --kind staff
+    wait_for "join: and it reaches the hub" 10 \
+        "[ \"\$(hubsql \"SELECT count(*) FROM members WHERE region = 'kanpur'\")\" = 1 ]"
+    stop kanpur
+    stop hub
 fi
 
 # --- crash: SIGKILL at seeded moments ---

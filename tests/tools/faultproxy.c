@@ -1,6 +1,7 @@
 /* faultproxy.c - a seeded, misbehaving TCP link between regions and the hub (issue 7).
  *
  *   faultproxy --listen HOST:PORT --to HOST:PORT --seed N [--for SECONDS] [--modes LIST]
+ *              [--trigger BYTES]
  *
  * Every accepted connection is forwarded to --to with a fault plan drawn from the seed: the
  * N-th connection of a run with seed S always gets the same plan (the moment it fires depends on
@@ -54,6 +55,7 @@ struct proxy {
     unsigned enabled;        /* bit per mode */
     uint64_t connections;
     uint64_t offset;         /* the first connection's place in the rotation of modes */
+    uint64_t trigger;        /* --trigger: fixed byte count for stall/cut/ackcut, 0: drawn */
     uint64_t fired[M_COUNT]; /* plans whose fault actually happened (clean: connections) */
 };
 
@@ -363,7 +365,7 @@ static void plan(struct proxy *p, struct conn *c)
     uint64_t a = rng_range(p, 1024, 32768), b = rng_range(p, 1024, 65536);
     uint64_t d = rng_range(p, 6144, 65536), split = rng_range(p, 4096, 65536);
     c->delay_max_ms = 200;
-    c->trigger = c->mode == M_STALL ? a : c->mode == M_CUT ? b : d;
+    c->trigger = p->trigger ? p->trigger : c->mode == M_STALL ? a : c->mode == M_CUT ? b : d;
     if (c->mode == M_SPLIT) {
         c->s[0].split_left = split;
         c->s[1].split_left = split;
@@ -443,7 +445,7 @@ static int parse_addr(const char *text, struct sockaddr_storage *out)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: faultproxy --listen HOST:PORT --to HOST:PORT --seed N [--for SECONDS]\n"
-               "                  [--modes clean,delay,split,stall,cut,ackcut]\n"
+               "                  [--modes clean,delay,split,stall,cut,ackcut] [--trigger BYTES]\n"
                "A seeded misbehaving TCP link for tests (see the header of "
                "tests/tools/faultproxy.c).\n");
 }
@@ -471,6 +473,8 @@ int main(int argc, char **argv)
             to = v;
         else if (!strcmp(a, "--seed"))
             p.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--trigger"))
+            p.trigger = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--for"))
             for_s = strtol(v, NULL, 10);
         else if (!strcmp(a, "--modes")) {

@@ -196,10 +196,20 @@ static void an_invite_buys_one_plain_region_certificate(void **state)
     GENERAL_NAMES_free(gens);
     X509_free(x);
 
-    /* Spent: the same token again is refused, and nothing more was issued. */
-    assert_int_equal(join(f, &t, "chitrakoot", csr, &again, &err), SG_EAUTH);
-    assert_null(again);
-    assert_non_null(strstr(err.msg, "already used"));
+    /* Spent: the same token with another key is refused, and nothing more is issued. */
+    {
+        char *other = make_csr(NULL, 0);
+        assert_int_equal(join(f, &t, "chitrakoot", other, &again, &err), SG_EAUTH);
+        assert_null(again);
+        assert_non_null(strstr(err.msg, "already used"));
+        free(other);
+    }
+    /* The same key again is the joiner whose CERT was lost on the link: it gets a certificate
+     * for that key once more (PROTOCOL.md 7.4). */
+    assert_int_equal(join(f, &t, "chitrakoot", csr, &again, &err), 0);
+    assert_non_null(again);
+    free(again);
+    again = NULL;
     {
         sqlite3_stmt *s;
         assert_int_equal(sqlite3_prepare_v2(sg_store_db(f->st),
@@ -208,9 +218,17 @@ static void an_invite_buys_one_plain_region_certificate(void **state)
                                             -1, &s, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(s, 0), 1);
+        assert_int_equal(sqlite3_column_int(s, 0), 2);
         sqlite3_finalize(s);
     }
+    /* Once expired, not even the same key is admitted. */
+    assert_int_equal(sqlite3_exec(sg_store_db(f->st),
+                                  "UPDATE sg_invites SET expires_at = '2000-01-01T00:00:00.000Z'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(join(f, &t, "chitrakoot", csr, &again, &err), SG_EAUTH);
+    assert_null(again);
+    assert_non_null(strstr(err.msg, "expired"));
     free(pem);
     free(csr);
 }
