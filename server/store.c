@@ -120,10 +120,17 @@ static void json_release(void *p)
 
 json_t *store_json_loads(const char *text, size_t flags)
 {
+    int oom;
+    return store_json_loadb(&oom, text, strlen(text), flags, NULL);
+}
+
+json_t *store_json_loadb(int *out_oom, const char *buf, size_t len, size_t flags, json_error_t *je)
+{
     json_t *v;
 
     json_alloc_failed = 0;
-    v = json_loads(text, flags, NULL);
+    v = json_loadb(buf, len, flags, je);
+    *out_oom = json_alloc_failed;
     if (v != NULL && json_alloc_failed) {
         json_decref(v);
         v = NULL;

@@ -23,6 +23,9 @@ int store_db_error(sg_store *st, int rc, sg_err *err, const char *what);
  * parser may instead return a string with a byte missing (store.c). For JSON read back from the
  * database; the API's request bodies have the same exposure. */
 json_t *store_json_loads(const char *text, size_t flags);
+/* The same for len bytes at buf (request bodies, api.c); *out_oom is 1 when an allocation failed
+ * (then NULL is out of memory, not bad JSON; je is as json_loadb leaves it). */
+json_t *store_json_loadb(int *out_oom, const char *buf, size_t len, size_t flags, json_error_t *je);
 /* Runs SQL without results. */
 int store_exec(sg_store *st, const char *sql, sg_err *err, const char *what);
 
