@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <sqlite3.h>
 
@@ -582,6 +583,30 @@ static void on_connection(uv_stream_t *server, int status)
 
 static void on_listener_closed(uv_handle_t *h);
 
+/* Raises the soft open-file limit towards what SG_HUB_MAX_LINKS connections need (plus the API's
+ * connections, the databases and the listeners), and warns when the hard limit keeps it lower:
+ * past the limit libuv closes new connections unanswered (its EMFILE trick) and nothing else
+ * would tell the operator why regions cannot connect. */
+static void check_fd_limit(void)
+{
+    const rlim_t want = SG_HUB_MAX_LINKS + 1024;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return;
+    }
+    if (rl.rlim_cur < want)
+        sg_log(SG_LOG_WARN, "fd_limit",
+               "limit=%llu wanted=%llu reason=\"the open-file limit is below what %d region "
+               "connections need: past it new connections are closed unanswered; raise it "
+               "(LimitNOFILE= in the service unit, ulimit -n)\"",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)want, SG_HUB_MAX_LINKS);
+}
+
 int sg_hub_start(sg_hub **out, uv_loop_t *loop, sg_store *st, const sg_config *cfg, sg_err *err)
 {
     sg_hub *hub;
@@ -630,6 +655,7 @@ int sg_hub_start(sg_hub **out, uv_loop_t *loop, sg_store *st, const sg_config *c
     }
     sg_log(SG_LOG_INFO, "listen", "replication=%s tls=1.3 alpn=sangam/1 enrollment=%s",
            cfg->listen_address, hub->ca ? "on" : "off");
+    check_fd_limit();
     *out = hub;
     return 0;
 

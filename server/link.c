@@ -21,6 +21,10 @@
 #define HIGH_WATER  (4u * 1024 * 1024)
 #define LOW_WATER   (1u * 1024 * 1024)
 #define SHUTDOWN_MS 2000
+/* The hub stops reading a peer past this much queued for it. Above what any session's own flow
+ * control lets queue (senders stop at HIGH_WATER, sg_link_busy; a restore adds at most one batch
+ * over it), so only a peer that asks for answers (PONGs) it does not read ever reaches it. */
+#define PAUSE_MARK (2 * HIGH_WATER)
 
 enum link_state { L_CONNECTING, L_HANDSHAKE, L_OPEN, L_CLOSING };
 
@@ -39,10 +43,15 @@ struct sg_link {
     size_t hdr_n;
     uint8_t *payload; /* frame payload being read (owned), NULL between frames */
     uint32_t plen, pgot;
-    size_t queued;             /* ciphertext bytes written but not yet completed */
+    size_t queued;             /* memory held by unfinished writes: their ciphertext plus each
+                                  request's bookkeeping (WRITE_COST), so that many tiny writes
+                                  (a PONG per PING) count for what they cost */
     uint64_t wire_rx, wire_tx; /* ciphertext bytes received / sent (TLS records, TCP payload) */
     uint64_t plain_rx;         /* decrypted bytes received (frames with their headers) */
     int was_busy;              /* busy was reported: call on_drain when below LOW_WATER */
+    int paused;                /* server: reading stopped (queued > PAUSE_MARK) until queued <
+                                  LOW_WATER: a peer that does not read what it asks for must not
+                                  grow the hub */
     uint64_t keepalive_ms;     /* 0: off */
     uint64_t deadline_ms;      /* for the handshake, then for HELLO/WELCOME */
     uint64_t last_rx, last_tx; /* uv_now() of the last frame received / sent */
@@ -63,7 +72,12 @@ typedef struct write_req {
     size_t len;
 } write_req;
 
+/* What one queued write costs besides its bytes: the request and the allocator's headers. */
+#define WRITE_COST (sizeof(write_req) + 32)
+
 static void on_handshake_timeout(uv_timer_t *t);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 static void link_closed(uv_handle_t *h)
 {
@@ -91,13 +105,16 @@ static void on_write(uv_write_t *req, int status)
     write_req *w = (write_req *)req;
     sg_link *l = w->l;
 
-    l->queued -= w->len;
+    l->queued -= w->len + WRITE_COST;
     free(w->data);
     free(w);
     if (status < 0 && l->state != L_CLOSING) {
         sg_link_close(l, SG_EIO, uv_strerror(status));
         return;
     }
+    if (l->paused && l->queued < LOW_WATER && l->state == L_OPEN &&
+        uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) == 0)
+        l->paused = 0;
     if (l->was_busy && l->queued < LOW_WATER && l->state == L_OPEN) {
         l->was_busy = 0;
         if (l->cbs.on_drain)
@@ -131,8 +148,15 @@ static int drain(sg_link *l)
         free(w);
         return SG_EIO;
     }
-    l->queued += len;
+    l->queued += len + WRITE_COST;
     l->wire_tx += len;
+    /* Back-pressure on the hub's side: a peer that sends (PINGs, say) but does not read the
+     * answers would otherwise make the hub queue them without bound. Reading resumes in
+     * on_write; a peer that never reads is then dropped by keepalive (on_tick). */
+    if (l->is_server && !l->paused && l->state == L_OPEN && l->queued > PAUSE_MARK) {
+        uv_read_stop((uv_stream_t *)&l->tcp);
+        l->paused = 1;
+    }
     return 0;
 }
 
@@ -281,9 +305,15 @@ static void on_tick(uv_timer_t *t)
     if (l->state != L_OPEN)
         return;
     if (now - l->last_rx > 2 * l->keepalive_ms) {
-        char why[96];
-        snprintf(why, sizeof(why), "nothing received for %llu ms: the link is dead",
-                 (unsigned long long)(now - l->last_rx));
+        char why[128];
+        if (l->paused)
+            snprintf(why, sizeof(why),
+                     "the peer does not read: %zu bytes wait for it, and nothing was read from it "
+                     "for %llu ms",
+                     l->queued, (unsigned long long)(now - l->last_rx));
+        else
+            snprintf(why, sizeof(why), "nothing received for %llu ms: the link is dead",
+                     (unsigned long long)(now - l->last_rx));
         sg_link_close(l, SG_ECLOSED, why);
         return;
     }
