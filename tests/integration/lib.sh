@@ -3,11 +3,12 @@
 #   source "$(dirname "$0")/lib.sh"
 #   lib_setup NAME SANGAMD SANGAM   # absolute paths in $SANGAMD/$SANGAM, scratch dir in $dir
 #
-# It gives a TAP-like report (ok/not_ok, "P passed, F failed" from lib_finish), commands whose
-# output and status are kept (try, expect_ok, expect_fail), waits with deadlines (wait_for),
-# daemons that are always stopped (start/stop/kill9: every pid is killed by the EXIT trap, which
-# also removes $dir unless KEEP=1), and a federation made the way operators make one
-# (lib_hub_init, lib_join: `sangamd init` and invites). Every wait has a deadline.
+# It gives a TAP-like report (ok/not_ok, check/check_eq, "P passed, F failed" from lib_finish),
+# commands whose output and status are kept (try, expect_ok, expect_fail), waits with deadlines
+# (until_true, wait_for), daemons that are always stopped (start/stop/kill9: every pid in $pids
+# is killed with SIGKILL by the EXIT trap, which also removes $dir unless KEEP=1), and a
+# federation made the way operators make one (lib_hub_init, lib_join: `sangamd init` and
+# invites). Every wait has a deadline. A script that needs a graceful stop does it itself (stop).
 
 lib_setup() {
     [ $# -eq 3 ] || { echo "usage: $0 SANGAMD SANGAM" >&2; exit 2; }
@@ -34,6 +35,8 @@ not_ok() {
 }
 # check DESC CONDITION: evaluates the shell CONDITION once.
 check() { if eval "$2" >/dev/null 2>&1; then ok "$1"; else out="condition: $2"; not_ok "$1"; fi; }
+# check_eq DESC GOT WANT: GOT must equal WANT, as strings.
+check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else out="got [$2], want [$3]"; not_ok "$1"; fi; }
 # try CMD...: runs CMD, keeping its combined output in $out and status in $rc.
 try() { set +e; out=$("$@" 2>&1); rc=$?; set -e; }
 # expect_ok DESC CMD...: CMD must succeed.
@@ -44,9 +47,12 @@ expect_fail() {
     if [ $rc -ne 0 ] && grep -qiE "$p" <<<"$out"; then ok "$d"; else not_ok "$d (want failure matching '$p', rc=$rc)"; fi
 }
 # until_true SECONDS CONDITION: evaluates CONDITION until it holds; status 1 at the deadline.
+# until_true SECONDS CMD ARG...: the same, running CMD with its arguments as given (no eval).
 until_true() {
     local deadline=$((SECONDS + $1))
-    while ! eval "$2" >/dev/null 2>&1; do
+    shift
+    [ $# -gt 1 ] || set -- eval "$1"
+    while ! "$@" >/dev/null 2>&1; do
         [ $SECONDS -lt "$deadline" ] || return 1
         sleep 0.1
     done
@@ -64,7 +70,7 @@ start() {
     pids+=($!)
     eval "pid_$name=$!"
     local sock
-    sock=$(dirname "$ini")/$(awk -F' *= *' '$1 == "socket" { print $2 }' "$ini" | awk '{print $1}')
+    sock=$(lib_socket "$ini")
     local deadline=$((SECONDS + 10))
     while [ ! -S "$sock" ] || ! kill -0 "$(eval echo "\$pid_$name")" 2>/dev/null; do
         if [ $SECONDS -ge "$deadline" ] || ! kill -0 "$(eval echo "\$pid_$name")" 2>/dev/null; then
@@ -72,6 +78,12 @@ start() {
         fi
         sleep 0.05
     done
+}
+# lib_socket INI: the path of the Unix socket INI names (relative to INI's folder unless absolute).
+lib_socket() {
+    local s
+    s=$(awk -F' *= *' '$1 == "socket" { print $2 }' "$1" | awk '{print $1}')
+    case $s in /*) echo "$s" ;; *) echo "$(dirname "$1")/$s" ;; esac
 }
 # stop NAME: SIGTERM and wait. kill9 NAME: SIGKILL and wait (the socket file stays behind,
 # as after a power cut; the next start replaces it).
@@ -83,7 +95,7 @@ kill9() {
     local ini
     for ini in "$dir/$1/hub.ini" "$dir/$1/region.ini"; do
         [ -e "$ini" ] || continue
-        rm -f "$(dirname "$ini")/$(awk -F' *= *' '$1 == "socket" { print $2 }' "$ini" | awk '{print $1}')"
+        rm -f "$(lib_socket "$ini")"
     done
 }
 
@@ -104,11 +116,15 @@ lib_join() {
 }
 # region NAME ARGS...: the CLI against a region's socket.
 region() { local r=$1; shift; "$SANGAM" --node "$dir/$r/$r.sock" "$@"; }
-# free_port: a loopback port nobody listens on now.
+# free_port: a loopback port nobody listens on now, below the kernel's ephemeral range, so
+# that no outgoing connection (a flood in a test running alongside leaves thousands in
+# TIME_WAIT) can be holding it when a daemon binds it.
 free_port() {
-    local p
+    local p lo=32768
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    [ "$lo" -gt 12000 ] || lo=32768
     while :; do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % (lo - 10000)))
         ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { echo "$p"; return; }
     done
 }

@@ -7,56 +7,22 @@
 #
 # Usage: test_hq.sh PATH/TO/sangamd PATH/TO/sangam
 # Prints "ok N - ..." / "not ok N - ..." and "P passed, F failed"; exits non-zero on a failure.
-# Everything lives in a temporary directory removed by the EXIT trap, which stops the daemons.
+# Everything lives in a temporary directory removed by the EXIT trap (KEEP=1 keeps it), which
+# stops the daemons.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+lib_setup hq "$@"
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 SANGAMD SANGAM" >&2
-    exit 2
-fi
-SANGAMD=$(realpath "$1")
-SANGAM=$(realpath "$2")
-dir=$(mktemp -d /tmp/sangam-hq.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-passed=0 failed=0 n=0 out=""
-ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
-not_ok() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    printf '%s\n' "$out" | head -n 12 | sed 's/^/#   /'
-}
-check() { # check DESC ACTUAL EXPECTED
-    if [ "$2" = "$3" ]; then ok "$1"; else out="got [$2], want [$3]"; not_ok "$1"; fi
-}
-start() { # start NAME INI SOCKET
-    "$SANGAMD" --config "$2" 2>>"$dir/$1.log" &
-    pids+=($!)
-    local deadline=$((SECONDS + 10))
-    while [ ! -S "$3" ]; do
-        [ $SECONDS -lt "$deadline" ] || { echo "# $1 did not start"; tail -5 "$dir/$1.log"; exit 1; }
-        sleep 0.05
-    done
-}
-
-port=$((21000 + RANDOM % 20000))
-api=$((port + 1))
-"$SANGAMD" init --dir "$dir/hub" --listen "127.0.0.1:$port" --public "127.0.0.1:$port" >/dev/null
+port=$(free_port)
+api=$(free_port)
+while [ "$api" = "$port" ]; do api=$(free_port); done
+lib_hub_init "$port"
 sed -i "s/^socket = hub.sock.*/&\nlisten = 127.0.0.1:$api/" "$dir/hub/hub.ini"
-start hub "$dir/hub/hub.ini" "$dir/hub/hub.sock"
-hub() { "$SANGAM" --node "$dir/hub/hub.sock" "$@"; }
-hubsql() { sqlite3 "$dir/hub/hub.db" "$@"; }
+start hub "$dir/hub/hub.ini"
 url=http://127.0.0.1:$api
 for r in bundelkhand mirzapur; do
-    "$SANGAMD" join "$(hub hub invite "$r" 2>/dev/null)" --dir "$dir/$r" >/dev/null 2>&1
-    start "$r" "$dir/$r/region.ini" "$dir/$r/$r.sock"
+    lib_join "$r"
+    start "$r" "$dir/$r/region.ini"
 done
 
 # Data through the regions' CLIs: members (one with a formula for a name, one with markup),
@@ -80,13 +46,9 @@ fill() { # fill REGION SEED
 ROOT_SAMPLE=$(cd "$(dirname "$0")/../.." && pwd)/deploy/sample-members.sh
 fill bundelkhand 5
 fill mirzapur 6
-deadline=$((SECONDS + 15))
-while [ "$(hubsql "SELECT count(*) FROM issue_updates")" != 4 ] ||
-    [ "$(hubsql "SELECT count(*) FROM attendance")" != 4 ]; do
-    [ $SECONDS -lt $deadline ] || break
-    sleep 0.1
-done
-check "both regions' records reach the hub" "$(hubsql "SELECT count(*) FROM members")" 84
+until_true 15 '[ "$(hubsql "SELECT count(*) FROM issue_updates")" = 4 ] &&
+    [ "$(hubsql "SELECT count(*) FROM attendance")" = 4 ]' || true
+check_eq "both regions' records reach the hub" "$(hubsql "SELECT count(*) FROM members")" 84
 
 # --- Tokens ---
 viewer=$(hub hub token create "HQ dashboard" 2>/dev/null)
@@ -94,18 +56,18 @@ admin=$(hub hub token create "HQ admin" --role admin 2>/dev/null)
 gone=$(hub hub token create "Old laptop" 2>/dev/null)
 hub hub token revoke "$(cut -d_ -f2 <<<"$gone")" >/dev/null
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
-check "no token: 401" "$(code "$url/v1/members")" 401
-check "a forged token: 401" "$(code -H "Authorization: Bearer sgt_00000000_0123456789abcdef0123456789abcdef" "$url/v1/members")" 401
-check "a token with a wrong secret: 401" "$(code -H "Authorization: Bearer ${viewer:0:13}0123456789abcdef0123456789abcdef" "$url/v1/members")" 401
-check "a revoked token: 401" "$(code -H "Authorization: Bearer $gone" "$url/v1/members")" 401
-check "not a bearer token: 401" "$(code -H "Authorization: Basic dXNlcjpwYXNz" "$url/v1/members")" 401
-check "a viewer reads: 200" "$(code -H "Authorization: Bearer $viewer" "$url/v1/members")" 200
-check "a viewer may not write: 403" "$(code -H "Authorization: Bearer $viewer" -H 'Content-Type: application/json' -X POST -d '{"region":"awadh"}' "$url/v1/invites")" 403
-check "a viewer may not make tokens: 403" "$(code -H "Authorization: Bearer $viewer" -H 'Content-Type: application/json' -X POST -d '{"name":"x","role":"admin"}' "$url/v1/tokens")" 403
-check "an admin may: 201" "$(code -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -X POST -d '{"region":"awadh"}' "$url/v1/invites")" 201
-check "/healthz needs no token" "$(code "$url/healthz")" 200
-check "/readyz needs no token and is ready" "$(curl -s "$url/readyz" | grep -c '"status":"ready"')" 1
-check "/metrics needs a token" "$(code "$url/metrics")" 401
+check_eq "no token: 401" "$(code "$url/v1/members")" 401
+check_eq "a forged token: 401" "$(code -H "Authorization: Bearer sgt_00000000_0123456789abcdef0123456789abcdef" "$url/v1/members")" 401
+check_eq "a token with a wrong secret: 401" "$(code -H "Authorization: Bearer ${viewer:0:13}0123456789abcdef0123456789abcdef" "$url/v1/members")" 401
+check_eq "a revoked token: 401" "$(code -H "Authorization: Bearer $gone" "$url/v1/members")" 401
+check_eq "not a bearer token: 401" "$(code -H "Authorization: Basic dXNlcjpwYXNz" "$url/v1/members")" 401
+check_eq "a viewer reads: 200" "$(code -H "Authorization: Bearer $viewer" "$url/v1/members")" 200
+check_eq "a viewer may not write: 403" "$(code -H "Authorization: Bearer $viewer" -H 'Content-Type: application/json' -X POST -d '{"region":"awadh"}' "$url/v1/invites")" 403
+check_eq "a viewer may not make tokens: 403" "$(code -H "Authorization: Bearer $viewer" -H 'Content-Type: application/json' -X POST -d '{"name":"x","role":"admin"}' "$url/v1/tokens")" 403
+check_eq "an admin may: 201" "$(code -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -X POST -d '{"region":"awadh"}' "$url/v1/invites")" 201
+check_eq "/healthz needs no token" "$(code "$url/healthz")" 200
+check_eq "/readyz needs no token and is ready" "$(curl -s "$url/readyz" | grep -c '"status":"ready"')" 1
+check_eq "/metrics needs a token" "$(code "$url/metrics")" 401
 try_list=$(hub hub token list)
 if grep -q "HQ dashboard" <<<"$try_list" && ! grep -q "${viewer:13}" <<<"$try_list" && ! grep -q "${viewer:13}" "$dir/hub.log"; then
     ok "token list names them without secrets, and the log holds none"
@@ -143,8 +105,8 @@ out=""
 
 # --- Metrics ---
 metrics=$(curl -s -H "Authorization: Bearer $viewer" "$url/metrics")
-check "metrics: each region's connection" "$(grep -c '^sangam_region_connected{region="[a-z]*"} 1$' <<<"$metrics")" 2
-check "metrics: applied changes match the hub's cursor" \
+check_eq "metrics: each region's connection" "$(grep -c '^sangam_region_connected{region="[a-z]*"} 1$' <<<"$metrics")" 2
+check_eq "metrics: applied changes match the hub's cursor" \
     "$(grep '^sangam_region_applied_total{region="mirzapur"}' <<<"$metrics" | awk '{print $2}')" \
     "$(hubsql "SELECT applied FROM sg_regions WHERE region = 'mirzapur'")"
 if grep -q '^sangam_region_cert_expiry_timestamp_seconds{region="bundelkhand"} [0-9]' <<<"$metrics" &&
@@ -168,29 +130,29 @@ fi
 rep() { SANGAM_TOKEN=$viewer "$SANGAM" --node "$url" --json report "$@"; }
 j() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 r=$(rep summary)
-check "members by kind, per region" "$(j 'd["regions"]["bundelkhand"]["members"]["by_kind"]["entrepreneur"]' <<<"$r")" \
+check_eq "members by kind, per region" "$(j 'd["regions"]["bundelkhand"]["members"]["by_kind"]["entrepreneur"]' <<<"$r")" \
     "$(hubsql "SELECT count(*) FROM members WHERE region = 'bundelkhand' AND kind = 'entrepreneur'")"
-check "members in total" "$(j 'd["total"]["members"]["total"]' <<<"$r")" "$(hubsql "SELECT count(*) FROM members")"
-check "youth under 35" "$(j 'd["total"]["members"]["youth_under_35"]' <<<"$r")" \
+check_eq "members in total" "$(j 'd["total"]["members"]["total"]' <<<"$r")" "$(hubsql "SELECT count(*) FROM members")"
+check_eq "youth under 35" "$(j 'd["total"]["members"]["youth_under_35"]' <<<"$r")" \
     "$(hubsql "SELECT count(*) FROM members WHERE birth_year > CAST(strftime('%Y','now') AS INTEGER) - 35")"
-check "sessions by month with attendance" "$(j 'd["regions"]["mirzapur"]["sessions"]["by_month"]["2026-03"]["attendance"]' <<<"$r")" \
+check_eq "sessions by month with attendance" "$(j 'd["regions"]["mirzapur"]["sessions"]["by_month"]["2026-03"]["attendance"]' <<<"$r")" \
     "$(hubsql "SELECT count(*) FROM attendance a JOIN sessions s ON s.id = a.session_id WHERE s.region = 'mirzapur' AND s.held_on LIKE '2026-03%'")"
-check "sessions of two kinds in one month both count" "$(j 'd["total"]["sessions"]["by_month"]["2026-03"]["sessions"]' <<<"$r")" \
+check_eq "sessions of two kinds in one month both count" "$(j 'd["total"]["sessions"]["by_month"]["2026-03"]["sessions"]' <<<"$r")" \
     "$(hubsql "SELECT count(*) FROM sessions WHERE held_on LIKE '2026-03%'")"
-check "issues by status" "$(j 'd["total"]["issues"]["by_status"]["resolved"]' <<<"$r")" \
+check_eq "issues by status" "$(j 'd["total"]["issues"]["by_status"]["resolved"]' <<<"$r")" \
     "$(hubsql "SELECT count(*) FROM issues WHERE status = 'resolved'")"
-check "median days to resolution" "$(j 'round(d["total"]["issues"]["median_days_to_resolution"])' <<<"$r")" \
+check_eq "median days to resolution" "$(j 'round(d["total"]["issues"]["median_days_to_resolution"])' <<<"$r")" \
     "$(hubsql "SELECT CAST(round(julianday(resolved_on) - julianday(opened_on)) AS INTEGER) FROM issues WHERE resolved_on IS NOT NULL LIMIT 1")"
-check "open issues per assigned organisation" "$(j 'd["regions"]["bundelkhand"]["issues"]["open_by_organisation"]["DIC bundelkhand"]' <<<"$r")" 1
+check_eq "open issues per assigned organisation" "$(j 'd["regions"]["bundelkhand"]["issues"]["open_by_organisation"]["DIC bundelkhand"]' <<<"$r")" 1
 if [ "$(j 'd["regions"]["bundelkhand"]["data_as_of"] is not None' <<<"$r")" = True ]; then ok "each region says how fresh its data is"; else out=$r; not_ok "each region says how fresh its data is"; fi
 r=$(rep issues --region mirzapur --from 2026-03-02 --to 2026-03-31)
-check "filters: region and dates" "$(j 'list(d["regions"].keys()) == ["mirzapur"] and d["total"]["issues"]["total"]' <<<"$r")" 1
+check_eq "filters: region and dates" "$(j 'list(d["regions"].keys()) == ["mirzapur"] and d["total"]["issues"]["total"]' <<<"$r")" 1
 csv=$(SANGAM_TOKEN=$viewer "$SANGAM" --node "$url" report members --csv)
-check "report as CSV" "$(grep -c '^mirzapur,members,,total,42' <<<"$csv")" 1
+check_eq "report as CSV" "$(grep -c '^mirzapur,members,,total,42' <<<"$csv")" 1
 
 # --- CSV export of a list equals the rows ---
 export=$(curl -s -H "Authorization: Bearer $viewer" "$url/v1/members?format=csv&limit=7")
-check "CSV export holds every member once, in id order (over pages of 7)" \
+check_eq "CSV export holds every member once, in id order (over pages of 7)" \
     "$(tail -n +2 <<<"$export" | cut -d, -f1 | tr -d '\r' | paste -sd' ')" \
     "$(hubsql "SELECT id FROM members ORDER BY id" | paste -sd' ')"
 if grep -q "\"'=HYPERLINK(\"\"http://x\"\")\"" <<<"$export"; then
@@ -198,7 +160,6 @@ if grep -q "\"'=HYPERLINK(\"\"http://x\"\")\"" <<<"$export"; then
 else
     out=$(grep -i hyperlink <<<"$export"); not_ok "a cell that would run as a formula is exported as text"
 fi
-check "the header names the columns" "$(head -1 <<<"$export" | tr -d '\r' | cut -d, -f1-4)" "id,region,name,kind"
+check_eq "the header names the columns" "$(head -1 <<<"$export" | tr -d '\r' | cut -d, -f1-4)" "id,region,name,kind"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lib_finish

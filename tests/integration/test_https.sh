@@ -10,62 +10,27 @@
 #
 # Usage: test_https.sh PATH/TO/sangamd PATH/TO/sangam
 # Prints "ok N - ..." / "not ok N - ..." and "P passed, F failed"; exits non-zero on a failure.
-# Everything lives in a temporary directory removed by the EXIT trap, which stops the daemons
-# and helpers; every wait has a deadline. Needs curl, openssl and python3 (deploy/deps.sh).
+# Everything lives in a temporary directory removed by the EXIT trap (KEEP=1 keeps it), which
+# stops the daemons and helpers; every wait has a deadline. Needs curl, openssl and python3
+# (deploy/deps.sh).
 set -euo pipefail
-
-if [ $# -ne 2 ]; then
-    echo "usage: $0 SANGAMD SANGAM" >&2
-    exit 2
-fi
-SANGAMD=$(realpath "$1")
-SANGAM=$(realpath "$2")
+source "$(dirname "$0")/lib.sh"
+lib_setup https "$@"
 for tool in curl openssl python3; do
     command -v "$tool" >/dev/null || { echo "test_https.sh: $tool is needed" >&2; exit 2; }
 done
-dir=$(mktemp -d /tmp/sangam-https.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    exec 3>&- 4>&- 5>&- 2>/dev/null || true
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
 
-passed=0 failed=0 n=0 out=""
-ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
-not_ok() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    printf '%s\n' "$out" | head -n 12 | sed 's/^/#   /'
-}
-check() { # check DESC ACTUAL EXPECTED
-    if [ "$2" = "$3" ]; then ok "$1"; else out="got [$2], want [$3]"; not_ok "$1"; fi
-}
-# until_true SECONDS COMMAND...: runs COMMAND until it succeeds; 1 if it never did in time.
-until_true() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
 logged() { grep -q -- "$1" "$dir/hub.log"; }     # logged PATTERN: the hub's log has it
 has() { grep -q -- "$1" "$2" 2>/dev/null; }      # has PATTERN FILE
 nlines() { grep -c -- "$1" "$2" 2>/dev/null || true; }
 gone() { [ ! -e "/proc/$1" ] || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat"; } # exited (or a zombie)
 
-port=$((21000 + RANDOM % 20000))
-hport=$((port + 1))
+port=$(free_port)
+hport=$(free_port)
+while [ "$hport" = "$port" ]; do hport=$(free_port); done
 "$SANGAMD" init --dir "$dir/hub" --listen "127.0.0.1:$port" >/dev/null
 sed -i "s/^socket = hub.sock.*/&\nhttps = 127.0.0.1:$hport/" "$dir/hub/hub.ini"
-"$SANGAMD" --config "$dir/hub/hub.ini" 2>>"$dir/hub.log" &
-hub_pid=$!
-pids+=("$hub_pid")
-until_true 10 test -S "$dir/hub/hub.sock" || { echo "# the hub did not start"; tail -5 "$dir/hub.log"; exit 1; }
+start hub "$dir/hub/hub.ini"
 ca=$dir/hub/pki/ca.pem
 url=https://127.0.0.1:$hport
 code() { curl -s -o /dev/null -w '%{http_code}' --cacert "$ca" "$@"; }
@@ -93,10 +58,10 @@ pids+=($!)
 
 # --- Reading over HTTPS with a token ---
 viewer=$("$SANGAM" --node "$dir/hub/hub.sock" hub token create "HQ over HTTPS" 2>/dev/null)
-check "/healthz over HTTPS, trusting only the coalition CA" "$(curl -s --cacert "$ca" "$url/healthz")" '{"ok":true}'
-check "no token over HTTPS: 401" "$(code "$url/v1/members")" 401
-check "a viewer's token over HTTPS: 200" "$(code -H "Authorization: Bearer $viewer" "$url/v1/members")" 200
-check "a viewer may not write over HTTPS either: 403" "$(code -H "Authorization: Bearer $viewer" -H 'Content-Type: application/json' -X POST -d '{"name":"x"}' "$url/v1/tokens")" 403
+check_eq "/healthz over HTTPS, trusting only the coalition CA" "$(curl -s --cacert "$ca" "$url/healthz")" '{"ok":true}'
+check_eq "no token over HTTPS: 401" "$(code "$url/v1/members")" 401
+check_eq "a viewer's token over HTTPS: 200" "$(code -H "Authorization: Bearer $viewer" "$url/v1/members")" 200
+check_eq "a viewer may not write over HTTPS either: 403" "$(code -H "Authorization: Bearer $viewer" -H 'Content-Type: application/json' -X POST -d '{"name":"x"}' "$url/v1/tokens")" 403
 out=$(curl -sv --tlsv1.2 --tls-max 1.2 --cacert "$ca" -H "Authorization: Bearer $viewer" "$url/v1/status" 2>&1 || true)
 if grep -q 'SSL connection using TLSv1.2' <<<"$out" && grep -q '"role":"hub"' <<<"$out"; then ok "TLS 1.2 (curl --tlsv1.2 --tls-max 1.2)"; else not_ok "TLS 1.2 (curl --tlsv1.2 --tls-max 1.2)"; fi
 out=$(curl -sv --tlsv1.3 --cacert "$ca" "$url/healthz" 2>&1 || true)
@@ -113,11 +78,11 @@ if grep -q 'event=request .* peer=127\.0\.0\.1:[0-9][0-9]*$' "$dir/hub.log"; the
 # --- Refusals that must not hurt the hub ---
 rc=0
 out=$(curl -sS "$url/healthz" 2>&1) || rc=$?
-check "without the coalition CA, curl refuses the hub's certificate (exit 60)" "$rc" 60
+check_eq "without the coalition CA, curl refuses the hub's certificate (exit 60)" "$rc" 60
 if until_true 5 logged "tls_handshake_failed.*refused the hub's certificate"; then ok "... and the hub logs the failed handshake"; else out=$(tail -3 "$dir/hub.log"); not_ok "... and the hub logs the failed handshake"; fi
 out=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$hport/healthz" 2>&1 || true)
 if grep -q 'https://' <<<"$out" && grep -q ' 400$' <<<"$out"; then ok "plain HTTP on the HTTPS port: 400 saying to use https://"; else not_ok "plain HTTP on the HTTPS port: 400 saying to use https://"; fi
-check "... and the hub keeps serving HTTPS" "$(code "$url/healthz")" 200
+check_eq "... and the hub keeps serving HTTPS" "$(code "$url/healthz")" 200
 
 # A keep-alive HTTPS connection (openssl s_client, fed through a FIFO) stays usable while
 # another connection sends a garbage ClientHello.
@@ -128,18 +93,18 @@ exec 4>"$dir/ka.in"
 get() { printf 'GET /v1/status HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer %s\r\n\r\n' "$viewer" >&4; }
 get
 until_true 10 has '"role":"hub"' "$dir/ka.out" || true
-check "a keep-alive HTTPS connection answers" "$(nlines '^HTTP/1.1 200' "$dir/ka.out")" 1
+check_eq "a keep-alive HTTPS connection answers" "$(nlines '^HTTP/1.1 200' "$dir/ka.out")" 1
 exec 3<>"/dev/tcp/127.0.0.1/$hport"
 # A handshake record of 42 bytes, 47 in all, whose ClientHello is nonsense after its version.
 printf '\x16\x03\x01\x00\x2a\x01\x00\x00\x26\x03\x03garbage-garbage-garbage-garbage-garb' >&3
 if until_true 10 logged "tls_handshake_failed.*bytes=47"; then ok "a garbage ClientHello fails its handshake, logged"; else out=$(tail -3 "$dir/hub.log"); not_ok "a garbage ClientHello fails its handshake, logged"; fi
 got=$(timeout 5 cat <&3 | od -An -tx1 | tr -d ' \n' | cut -c1-2 || true)
 exec 3>&-
-check "... is sent a TLS alert and closed" "$got" 15
+check_eq "... is sent a TLS alert and closed" "$got" 15
 get
-until_true 10 test "$(nlines '^HTTP/1.1 200' "$dir/ka.out")" = 2 || true
-check "... while the other connection goes on answering" "$(nlines '^HTTP/1.1 200' "$dir/ka.out")" 2
-check "... and new ones are served" "$(code -H "Authorization: Bearer $viewer" "$url/v1/members")" 200
+until_true 10 '[ "$(nlines "^HTTP/1.1 200" "$dir/ka.out")" = 2 ]' || true
+check_eq "... while the other connection goes on answering" "$(nlines '^HTTP/1.1 200' "$dir/ka.out")" 2
+check_eq "... and new ones are served" "$(code -H "Authorization: Bearer $viewer" "$url/v1/members")" 200
 
 # --- The CLI over https:// ---
 rc=0
@@ -206,19 +171,18 @@ PY
 last_pid=$!
 pids+=("$last_pid")
 until_true 10 has 'HTTP/1.1' "$dir/last.out" || true
-check "an HTTPS connection is open and has been answered before the stop" "$(head -1 "$dir/last.out")" "HTTP/1.1 200 OK"
-kill -TERM "$hub_pid"
+check_eq "an HTTPS connection is open and has been answered before the stop" "$(head -1 "$dir/last.out")" "HTTP/1.1 200 OK"
+kill -TERM "$pid_hub"
 rc=0
-for _ in $(seq 100); do kill -0 "$hub_pid" 2>/dev/null || break; sleep 0.1; done
-wait "$hub_pid" || rc=$?
-check "the hub stops cleanly (exit 0) with an HTTPS connection open" "$rc" 0
+for _ in $(seq 100); do kill -0 "$pid_hub" 2>/dev/null || break; sleep 0.1; done
+wait "$pid_hub" || rc=$?
+check_eq "the hub stops cleanly (exit 0) with an HTTPS connection open" "$rc" 0
 until_true 5 gone "$last_pid" || true
-check "... and ended that connection with close_notify" "$(tail -1 "$dir/last.out")" close_notify
+check_eq "... and ended that connection with close_notify" "$(tail -1 "$dir/last.out")" close_notify
 if logged 'event=stopped' && ! grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:|loop_not_clean' "$dir/hub.log"; then
     ok "... its log ends with stopped, with no sanitizer report"
 else
     out=$(tail -20 "$dir/hub.log"); not_ok "... its log ends with stopped, with no sanitizer report"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lib_finish

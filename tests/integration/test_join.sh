@@ -10,71 +10,13 @@
 # Usage: test_join.sh PATH/TO/sangamd PATH/TO/sangam
 #
 # Prints "ok N - ..." / "not ok N - ..." per check and "P passed, F failed"; exits non-zero on
-# any failure. Everything lives in a fresh temporary directory removed by the EXIT trap, which
-# also stops every daemon it started. Every wait has a deadline.
+# any failure. Everything lives in a fresh temporary directory removed by the EXIT trap (KEEP=1
+# keeps it), which also stops every daemon it started. Every wait has a deadline.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+lib_setup join "$@"
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 SANGAMD SANGAM" >&2
-    exit 2
-fi
-SANGAMD=$(realpath "$1")
-SANGAM=$(realpath "$2")
-dir=$(mktemp -d /tmp/sangam-enroll.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-passed=0 failed=0 n=0 out="" rc=0
-ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
-not_ok() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    printf '%s\n' "$out" | head -n 15 | sed 's/^/#   /'
-}
-# try CMD...: runs CMD, keeping its combined output in $out and status in $rc.
-try() { set +e; out=$("$@" 2>&1); rc=$?; set -e; }
-# expect_ok DESC CMD...: CMD must succeed.
-expect_ok() { local d=$1; shift; try "$@"; if [ $rc -eq 0 ]; then ok "$d"; else not_ok "$d"; fi; }
-# expect_fail DESC PATTERN CMD...: CMD must fail and say PATTERN.
-expect_fail() {
-    local d=$1 p=$2; shift 2; try "$@"
-    if [ $rc -ne 0 ] && grep -qiE "$p" <<<"$out"; then ok "$d"; else not_ok "$d (want failure matching '$p', rc=$rc)"; fi
-}
-# wait_for DESC SECONDS CONDITION: evaluates the shell CONDITION until it holds (each time
-# anew), then records ok; at the deadline records a failure and goes on.
-wait_for() {
-    local d=$1 t=$2 cond=$3
-    local deadline=$((SECONDS + t))
-    while ! eval "$cond" >/dev/null 2>&1; do
-        if [ $SECONDS -ge "$deadline" ]; then out="condition: $cond"; not_ok "$d (after ${t}s)"; return 0; fi
-        sleep 0.1
-    done
-    ok "$d"
-}
-# start NAME INI: starts sangamd, waits for its socket.
-start() {
-    "$SANGAMD" --config "$2" 2>>"$dir/$1.log" &
-    pids+=($!)
-    eval "pid_$1=$!"
-    local sock
-    sock=$(dirname "$2")/$(awk -F' *= *' '$1 == "socket" { print $2 }' "$2" | awk '{print $1}')
-    local deadline=$((SECONDS + 10))
-    while [ ! -S "$sock" ]; do
-        [ $SECONDS -lt "$deadline" ] || { echo "# $1 did not start:"; tail -5 "$dir/$1.log"; return 1; }
-        sleep 0.05
-    done
-}
-stop() { local v="pid_$1"; kill "${!v}" 2>/dev/null || true; wait "${!v}" 2>/dev/null || true; }
-hub() { "$SANGAM" --node "$dir/hub/hub.sock" "$@"; }
-hubsql() { sqlite3 "$dir/hub/hub.db" "$@"; }
-
-port=$((21000 + RANDOM % 20000))
+port=$(free_port)
 
 # --- A new hub ---
 expect_ok "sangamd init makes a hub" "$SANGAMD" init --dir "$dir/hub" --listen "127.0.0.1:$port" \
@@ -336,5 +278,4 @@ hubsql "UPDATE members SET name = 'Tampered' WHERE id = (SELECT min(id) FROM mem
 expect_fail "converge: a row changed at the hub alone is found, with its id" \
     "members differs \(region < hub >\): < [0-9A-Z]{26}\|kashi\|Kashi" "$converge" "$dir/hub/hub.db" "$dir/kashi-alone/kashi.db"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lib_finish

@@ -10,50 +10,25 @@
 # The service manager's side is a python3 receiver on a Unix datagram socket in a scratch
 # directory, which writes one line per datagram (the message's newlines become spaces).
 # Prints "ok N - ..." / "not ok N - ..." per check and "P passed, F failed"; exits non-zero on
-# any failure. Everything lives in a fresh temporary directory removed by the EXIT trap, which
-# also stops every process it started. Every wait has a deadline.
+# any failure. Everything lives in a fresh temporary directory removed by the EXIT trap (KEEP=1
+# keeps it), which also stops every process it started. Every wait has a deadline.
 
-# Conditions are single-quoted on purpose: check and wait_for eval them, each time anew.
+# Conditions are single-quoted on purpose: check_out and wait_for_out eval them, each time anew.
 # shellcheck disable=SC2016
 set -euo pipefail
-
-if [ $# -ne 2 ]; then
-    echo "usage: $0 SANGAMD SANGAM" >&2
-    exit 2
-fi
-SANGAMD=$(realpath "$1")
-SANGAM=$(realpath "$2")
+source "$(dirname "$0")/lib.sh"
+lib_setup notify "$@"
 command -v python3 >/dev/null || { echo "test_notify.sh: python3 is needed (deploy/deps.sh)" >&2; exit 2; }
-dir=$(mktemp -d /tmp/sangam-notify.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
 
-passed=0 failed=0 n=0 out=""
-ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
-not_ok() {
+# check_out and wait_for_out are lib.sh's check and wait_for, but a failure shows $out as the
+# script last set it (the receiver's lines or a log), its last 15 lines, instead of the condition.
+not_ok_tail() {
     n=$((n + 1)); failed=$((failed + 1))
     echo "not ok $n - $1"
     printf '%s\n' "$out" | tail -n 15 | sed 's/^/#   /'
 }
-check() { # check DESC CONDITION: evaluates the shell CONDITION once
-    if eval "$2" >/dev/null 2>&1; then ok "$1"; else not_ok "$1"; fi
-}
-# wait_for DESC SECONDS CONDITION: evaluates CONDITION until it holds, else records a failure.
-wait_for() {
-    local d=$1 t=$2 cond=$3
-    local deadline=$((SECONDS + t))
-    while ! eval "$cond" >/dev/null 2>&1; do
-        if [ $SECONDS -ge "$deadline" ]; then not_ok "$d (after ${t}s)"; return 0; fi
-        sleep 0.1
-    done
-    ok "$d"
-}
+check_out() { if eval "$2" >/dev/null 2>&1; then ok "$1"; else not_ok_tail "$1"; fi; }
+wait_for_out() { if until_true "$2" "$3"; then ok "$1"; else not_ok_tail "$1 (after $2s)"; fi; }
 count() { grep -c -- "$1" "$2" 2>/dev/null || true; } # count PATTERN FILE (0 if none)
 
 # receiver NAME: listens on $dir/NAME.sock, one line per datagram into $dir/NAME.msgs.
@@ -111,25 +86,25 @@ receiver sd
 config bundelkhand
 node bundelkhand self NOTIFY_SOCKET="$dir/sd.sock" WATCHDOG_USEC=2000000
 out="(the receiver's lines are in $dir/sd.msgs)"
-wait_for "READY=1 arrives" 10 '[ "$(count "^READY=1" "$dir/sd.msgs")" -ge 1 ]'
+wait_for_out "READY=1 arrives" 10 '[ "$(count "^READY=1" "$dir/sd.msgs")" -ge 1 ]'
 out=$(cat "$dir/sd.msgs" 2>/dev/null || true)
-check "READY=1 comes with a STATUS= line naming the node" \
+check_out "READY=1 comes with a STATUS= line naming the node" \
     'grep -q "^READY=1 STATUS=serving: node bundelkhand, role region" "$dir/sd.msgs"'
 out=$("$SANGAM" --node "$dir/bundelkhand/bundelkhand.sock" status 2>&1 || true)
-check "the node serves its API once READY=1 was sent" \
+check_out "the node serves its API once READY=1 was sent" \
     '"$SANGAM" --node "$dir/bundelkhand/bundelkhand.sock" status'
-check "READY=1 follows the started log line" 'grep -q "event=started node=bundelkhand" "$dir/bundelkhand.log"'
+check_out "READY=1 follows the started log line" 'grep -q "event=started node=bundelkhand" "$dir/bundelkhand.log"'
 out=$(cat "$dir/sd.msgs" 2>/dev/null || true)
-wait_for "WATCHDOG=1 arrives at least twice (every 1 s for WATCHDOG_USEC=2000000)" 15 \
+wait_for_out "WATCHDOG=1 arrives at least twice (every 1 s for WATCHDOG_USEC=2000000)" 15 \
     '[ "$(count "^WATCHDOG=1$" "$dir/sd.msgs")" -ge 2 ]'
-check "the watchdog is logged with its period" 'grep -q "event=watchdog interval_ms=2000 ping_ms=1000" "$dir/bundelkhand.log"'
+check_out "the watchdog is logged with its period" 'grep -q "event=watchdog interval_ms=2000 ping_ms=1000" "$dir/bundelkhand.log"'
 stop_node
 out=$(cat "$dir/bundelkhand.log" "$dir/sd.msgs")
-check "SIGTERM stops it cleanly with the watchdog running (exit 0)" '[ "$node_rc" = 0 ]'
-check "STOPPING=1 arrives when the stop begins" 'grep -q "^STOPPING=1" "$dir/sd.msgs"'
-check "the loop closed cleanly (every handle, the watchdog timer too)" \
+check_out "SIGTERM stops it cleanly with the watchdog running (exit 0)" '[ "$node_rc" = 0 ]'
+check_out "STOPPING=1 arrives when the stop begins" 'grep -q "^STOPPING=1" "$dir/sd.msgs"'
+check_out "the loop closed cleanly (every handle, the watchdog timer too)" \
     'grep -q "event=stopped node=bundelkhand" "$dir/bundelkhand.log" && ! grep -q loop_not_clean "$dir/bundelkhand.log"'
-check "READY=1 came before STOPPING=1, once each" \
+check_out "READY=1 came before STOPPING=1, once each" \
     '[ "$(grep -n -e "^READY=1" -e "^STOPPING=1" "$dir/sd.msgs" | cut -d: -f2 | cut -c1-5 | tr "\n" " ")" = "READY STOPP " ]'
 
 # --- A watchdog meant for another process (WATCHDOG_PID not ours) is not ours to feed ---
@@ -137,31 +112,30 @@ receiver other
 config mirzapur
 node mirzapur other NOTIFY_SOCKET="$dir/other.sock" WATCHDOG_USEC=1000000
 out="(the receiver's lines are in $dir/other.msgs)"
-wait_for "READY=1 arrives when the watchdog belongs to another pid" 10 \
+wait_for_out "READY=1 arrives when the watchdog belongs to another pid" 10 \
     '[ "$(count "^READY=1" "$dir/other.msgs")" -ge 1 ]'
 sleep 2 # four periods of 0.5 s
 out=$(cat "$dir/other.msgs")
-check "no WATCHDOG=1 is sent for another pid's watchdog" '[ "$(count WATCHDOG "$dir/other.msgs")" = 0 ]'
+check_out "no WATCHDOG=1 is sent for another pid's watchdog" '[ "$(count WATCHDOG "$dir/other.msgs")" = 0 ]'
 stop_node
-check "it stops cleanly (exit 0)" '[ "$node_rc" = 0 ]'
+check_out "it stops cleanly (exit 0)" '[ "$node_rc" = 0 ]'
 
 # --- Without systemd ---
 config chitrakoot
 node chitrakoot self
-wait_for "without NOTIFY_SOCKET it serves" 10 \
+wait_for_out "without NOTIFY_SOCKET it serves" 10 \
     '"$SANGAM" --node "$dir/chitrakoot/chitrakoot.sock" status'
 stop_node
 out=$(cat "$dir/chitrakoot.log")
-check "without NOTIFY_SOCKET it stops cleanly (exit 0) and arms no watchdog" \
+check_out "without NOTIFY_SOCKET it stops cleanly (exit 0) and arms no watchdog" \
     '[ "$node_rc" = 0 ] && ! grep -q event=watchdog "$dir/chitrakoot.log"'
 config awadh
 node awadh self NOTIFY_SOCKET="$dir/nobody.sock" WATCHDOG_USEC=2000000
-wait_for "with NOTIFY_SOCKET naming no listener it serves" 10 \
+wait_for_out "with NOTIFY_SOCKET naming no listener it serves" 10 \
     '"$SANGAM" --node "$dir/awadh/awadh.sock" status'
 sleep 1.5 # at least one failed WATCHDOG=1
 stop_node
 out=$(cat "$dir/awadh.log")
-check "...and stops cleanly (exit 0)" '[ "$node_rc" = 0 ] && grep -q "event=stopped node=awadh" "$dir/awadh.log"'
+check_out "...and stops cleanly (exit 0)" '[ "$node_rc" = 0 ] && grep -q "event=stopped node=awadh" "$dir/awadh.log"'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lib_finish
