@@ -187,16 +187,29 @@ account() {
     return $status
 }
 
+# proxy_up PORT PID: the faultproxy PID listens on PORT (else its log is shown and the run
+# stops: every later check would be about something else).
+proxy_up() {
+    if ! until_true 5 "kill -0 $2 && (exec 3<>/dev/tcp/127.0.0.1/$1)"; then
+        out=$(cat "$dir"/proxy-*.log 2>/dev/null | tail -5)
+        not_ok "the fault proxy listens on 127.0.0.1:$1"
+        lib_finish
+        exit 1
+    fi
+}
+
 # --- link: every region behind its own faultproxy ---
 link_run() {
     local seed=$1 port i pport via=() pp=()
     port=$(free_port)
     for i in 0 1 2; do
         pport=$(free_port)
+        while [ "$pport" = "$port" ] || [[ " ${via[*]} " == *":$pport "* ]]; do pport=$(free_port); done
         "$FAULTPROXY" --listen "127.0.0.1:$pport" --to "127.0.0.1:$port" --seed "$((seed * 10 + i))" \
             --for "$link_secs" >"$dir/proxy-$i.out" 2>"$dir/proxy-$i.log" &
         pids+=($!) pp+=($!)
         via+=("127.0.0.1:$pport")
+        proxy_up "$pport" "$!"
     done
     federation "$port" "${via[@]}"
     rng=$seed
@@ -235,7 +248,9 @@ fi
 
 # --- join: the hub's answer to a JOIN is lost on the link ---
 if want join; then
-    port=$(free_port) pport=$(free_port)
+    port=$(free_port)
+    pport=$(free_port)
+    while [ "$pport" = "$port" ]; do pport=$(free_port); done
     rm -rf "$dir/hub"
     lib_hub_init "$port"
     start hub "$dir/hub/hub.ini"
@@ -246,16 +261,17 @@ if want join; then
     pids+=($!)
     proxy_pid=$!
     tok=$(hub hub invite kanpur --address "127.0.0.1:$pport" 2>/dev/null)
-    until_true 5 "(exec 3<>/dev/tcp/127.0.0.1/$pport)" || true
+    proxy_up "$pport" "$proxy_pid"
     expect_fail "join: an answer lost on the link is an error that says how to retry" \
         "run the same command again" "$SANGAMD" join "$tok" --dir "$dir/kanpur"
     check "join: the hub had spent the invite (the case a retry must survive)" \
         "[ -n \"\$(hubsql 'SELECT used_at FROM sg_invites WHERE region = \"kanpur\"')\" ]"
-    kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
+    kill "$proxy_pid" 2>/dev/null || true
+    wait "$proxy_pid" 2>/dev/null || true
     "$FAULTPROXY" --listen "127.0.0.1:$pport" --to "127.0.0.1:$port" --seed 1 --modes clean \
         >/dev/null 2>>"$dir/proxy-join.log" &
     pids+=($!)
-    until_true 5 "(exec 3<>/dev/tcp/127.0.0.1/$pport)" || true
+    proxy_up "$pport" "$!"
     expect_fail "join: another machine with the spent token is still refused" "already used" \
         "$SANGAMD" join "$tok" --dir "$dir/kanpur-thief"
     expect_ok "join: the same command again is admitted (same key, same token)" \

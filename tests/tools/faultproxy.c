@@ -15,9 +15,9 @@
  *           while both sockets stay open (a half-open link), then both are closed;
  *   cut     after 1..64 KiB from the region, both sides are closed at once: mid-record and
  *           mostly mid-frame;
- *   ackcut  after 6..64 KiB from the region (past the handshake: a batch delivered), the next
- *           bytes from the hub (its ACK) are thrown away and both sides closed: the hub has
- *           applied what the region must now send again.
+ *   ackcut  after 6..64 KiB from the region (past the handshake: a batch delivered), the
+ *           hub's bytes (its ACK) are thrown away from then on, and 300 ms later both sides
+ *           are closed: the hub has applied what the region must now send again.
  * Plans rotate through the modes from a seeded start, so any six connections in a row see every
  * fault. Within the fault window every connection is also cut after 0.8..2.5 s if its plan has
  * not ended it, so a run makes many connections. After --for SECONDS (default: forever) new
@@ -89,6 +89,7 @@ struct conn {
     int closing;          /* close started */
     int handles;          /* open handles; freed when it reaches zero */
     int fired;            /* the plan's fault happened */
+    int swallowing;       /* ackcut fired: the hub's bytes are dropped until the cut */
 };
 
 static uint64_t rng_next(struct proxy *p)
@@ -272,9 +273,15 @@ static void forward(struct conn *c, int from, const char *data, size_t len)
         }
         break;
     case M_ACKCUT:
-        if (from == 1 && c->s[0].received >= c->trigger) {
-            fire(c); /* the hub's answer to a delivered batch: lost */
-            conn_close(c);
+        if (from == 1 && (c->swallowing || c->s[0].received >= c->trigger)) {
+            /* The hub's answer to what was delivered is lost. What the region still sends goes
+             * on for 300 ms (so a request split over several writes arrives whole: the hub has
+             * acted on it), then the connection is cut. */
+            if (!c->swallowing) {
+                c->swallowing = 1;
+                fire(c);
+                uv_timer_start(&c->stall_timer, stall_over, 300, 0);
+            }
             return;
         }
         break;
