@@ -22,6 +22,14 @@
 #
 # Resource abuse, bounded. The hub runs with keepalive 4 s, so its deadline for finishing the
 # TLS handshake, and then for HELLO, is 8 s (PROTOCOL.md 7.4: twice the keepalive):
+#   - slowloris on the hub's HTTP API, which it serves here over HTTPS and plain TCP too
+#     ([api] https, listen): one client on each, and 50 more over HTTPS (tlspeer slowhttp), send
+#     a request line and then one header line a second, 60 lines, never the blank line that ends
+#     the head. The hub must cut each off at its request deadline (30 s from the first byte;
+#     later bytes do not re-arm it) with a 408, before it has sent all its lines (within 45 s),
+#     and log request_timeout for each; while they are all held, a viewer's GET /v1/status is
+#     answered within 5 s over HTTPS and TCP, and north replicates. They start first and are
+#     checked after the silent TLS connections below, so their 30 s overlap those checks;
 #   - 1,000 connections that never finish the handshake (500 silent TCP, 500 that sent a
 #     ClientHello), then 1,000 that finish it and never say HELLO, held while north writes: the
 #     hub drops every one at its deadline and logs why;
@@ -64,6 +72,9 @@ fi
 HZ=$(getconf CLK_TCK)
 port=$(free_port)
 addr=127.0.0.1:$port
+# The hub's HTTP API over HTTPS and over plain TCP, for the slowloris checks.
+until hport=$(free_port) && [ "$hport" != "$port" ]; do :; done
+until tport=$(free_port) && [ "$tport" != "$port" ] && [ "$tport" != "$hport" ]; do :; done
 
 # --- Helpers (lib.sh has the rest) ---
 peer() { "$TLSPEER" "$@"; }
@@ -75,6 +86,13 @@ hub_up() { kill -0 "$pid_hub" 2>/dev/null; }
 # mark, then since: the hub's log lines written after the mark.
 mark() { logmark=$(wc -l <"$dir/hub.log"); }
 since() { tail -n "+$((logmark + 1))" "$dir/hub.log"; }
+# logged N PATTERN: waits at most 10 s for N lines matching PATTERN since the mark; their count
+# into $c. The hub logs a dropped connection once its close completes, which can be just after
+# the peer has seen it closed (its FIN goes out first), so a count taken at once may be short.
+logged() {
+    until_true 10 "[ \"\$(since | grep -c -- '$2' || true)\" -ge $1 ]" || true
+    c=$(since | grep -c -- "$2" || true)
+}
 # sample_rss: the hub's RSS now into $rss, and the highest seen into $rss_peak.
 rss=0 rss_peak=0
 sample_rss() {
@@ -137,7 +155,10 @@ stopped_cleanly() {
 lib_hub_init "$port"
 sed -i -E 's/^keepalive = [0-9]+s/keepalive = 4s/' "$dir/hub/hub.ini"
 grep -q '^keepalive = 4s' "$dir/hub/hub.ini" || { echo "# cannot set the hub's keepalive"; exit 1; }
+sed -i "s/^socket = hub.sock.*/&\nhttps = 127.0.0.1:$hport\nlisten = 127.0.0.1:$tport/" "$dir/hub/hub.ini"
+grep -q "^https = 127.0.0.1:$hport" "$dir/hub/hub.ini" || { echo "# cannot add the hub's HTTPS API"; exit 1; }
 start hub "$dir/hub/hub.ini"
+viewer=$(hub hub token create "security viewer" 2>/dev/null)
 for r in north west east slow1 slow2 slow3; do
     lib_join "$r"
     # Refused or cut-off regions come back within 2 s rather than a minute.
@@ -274,6 +295,42 @@ sample_rss
 rss0=$rss
 echo "# hub RSS at rest: $rss0 kB"
 
+# Slowloris on the HTTP API: started now, checked after the silent TLS connections below.
+mark
+slowmark=$logmark slow_t0=$SECONDS
+ca=$dir/hub/pki/ca.pem
+peer slowhttp -s 50 --ca "$ca" "127.0.0.1:$hport" >"$dir/slowhttp-tls.out" 2>"$dir/slowhttp-tls.err" &
+sh=($!)
+peer slowhttp --stage tcp -s 50 "127.0.0.1:$tport" >"$dir/slowhttp-tcp.out" 2>"$dir/slowhttp-tcp.err" &
+sh+=($!)
+peer slowhttp -n 50 -s 50 --ca "$ca" "127.0.0.1:$hport" >"$dir/slowhttp-50.out" 2>"$dir/slowhttp-50.err" &
+sh+=($!)
+pids+=("${sh[@]}")
+# cut_off: how many request_timeout lines the hub has logged since the slow clients started.
+cut_off() { tail -n "+$((slowmark + 1))" "$dir/hub.log" | grep -c 'event=request_timeout' || true; }
+# api_get DESC URL [CURL ARGS...]: a viewer's GET of /v1/status at URL must be answered, 200, within
+# 5 s (the time curl took is printed), while no slow client has been cut off yet.
+api_get() {
+    local d=$1 u=$2 got
+    shift 2
+    got=$(curl -sS --max-time 5 -o "$dir/api.body" -w '%{http_code} %{time_total}' \
+        -H "Authorization: Bearer $viewer" "$@" "$u/v1/status" 2>&1 || true)
+    out="$got $(head -c 300 "$dir/api.body" 2>/dev/null)"
+    if [ "${got%% *}" = 200 ] && grep -q '"role":"hub"' "$dir/api.body" && [ "$(cut_off)" = 0 ]; then
+        ok "$d: 200 in ${got#* } s, $((SECONDS - slow_t0)) s into the slowloris"
+    else
+        out="$out; request_timeout lines so far: $(cut_off)"
+        not_ok "$d"
+    fi
+}
+wait_for "52 slow HTTP clients (HTTPS, TCP, 50 HTTPS) are sending their heads" 30 \
+    'grep -q "^tlspeer: 1 connections send" "$dir/slowhttp-tls.err" &&
+     grep -q "^tlspeer: 1 connections send" "$dir/slowhttp-tcp.err" &&
+     grep -q "^tlspeer: 50 connections send" "$dir/slowhttp-50.err"'
+api_get "during the slowloris the hub answers a viewer over HTTPS" "https://127.0.0.1:$hport" --cacert "$ca"
+api_get "... and over plain TCP" "http://127.0.0.1:$tport"
+replicates "north replicates during the slowloris"
+
 # Slow readers: authenticated regions that PING and never read the PONGs.
 mark
 sr=()
@@ -285,6 +342,8 @@ done
 pids+=("${sr[@]}")
 replicates "north replicates while three slow readers push"
 watch_rss "${sr[@]}"
+api_get "with slow readers and the slowloris the hub still answers a viewer over HTTPS" \
+    "https://127.0.0.1:$hport" --cacert "$ca"
 sent=0 dropped=0
 for r in slow1 slow2 slow3; do
     o=$(cat "$dir/slow-$r.out")
@@ -296,7 +355,7 @@ done
 echo "# slow readers sent $sent bytes of PINGs; hub RSS peak meanwhile $phase_peak kB (at rest $rss0 kB)"
 rss_under "hub RSS while slow readers send and never read" "$phase_peak"
 if [ "$dropped" = 3 ]; then ok "the hub dropped all three slow readers"; else not_ok "the hub dropped all three slow readers ($dropped)"; fi
-c=$(since | grep -c 'reason="the peer does not read' || true)
+logged 3 'reason="the peer does not read'
 if [ "$c" -ge 3 ]; then ok "the hub logs why: the peer does not read"; else out=$(since | grep slow | tail -5); not_ok "the hub logs why: the peer does not read"; fi
 
 # 1,000 connections that never finish the TLS handshake.
@@ -323,7 +382,7 @@ else
     out="$a"$'\n'"$b"
     not_ok "the hub took all 1,000 and dropped each at its handshake deadline"
 fi
-c=$(since | grep -c 'reason="connection or TLS handshake did not finish within 8000 ms"' || true)
+logged 1000 'reason="connection or TLS handshake did not finish within 8000 ms"'
 if [ "$c" -ge 1000 ]; then ok "the hub logs each: handshake not finished within 8000 ms ($c)"; else out="$c lines"; not_ok "the hub logs each: handshake not finished within 8000 ms"; fi
 
 # 1,000 that finish the handshake (as slow1) and never say HELLO.
@@ -345,11 +404,37 @@ if [ "$(num handshake_ok)" = 1000 ] && [ "$(num peer_closed)" = 1000 ]; then
 else
     not_ok "the hub dropped all 1,000 for saying no HELLO"
 fi
-c=$(since | grep -c 'reason="no HELLO/WELCOME within 8000 ms of the handshake"' || true)
+logged 1000 'reason="no HELLO/WELCOME within 8000 ms of the handshake"'
 if [ "$c" -ge 1000 ]; then ok "the hub logs each: no HELLO within 8000 ms ($c)"; else out="$c lines"; not_ok "the hub logs each: no HELLO within 8000 ms"; fi
 sample_rss
 echo "# hub RSS after: $rss kB"
 rss_under "hub RSS after the idle connections" "$rss"
+
+# The slowloris, started at the beginning of this part: each slow client was cut off at the
+# request deadline (30 s after its first line) with a 408, before it could send its 60 lines.
+wait "${sh[@]}" || true
+echo "# slowloris (HTTPS, TCP, 50 over HTTPS), ended $((SECONDS - slow_t0)) s after it began:"
+slow_ok=1 cut_min=999999 cut_max=0 lines_max=0
+for f in tls:1 tcp:1 50:50; do
+    o=$(cat "$dir/slowhttp-${f%%:*}.out")
+    echo "#   $o"
+    [ "$(num connected "$o")" = "${f#*:}" ] && [ "$(num peer_closed "$o")" = "${f#*:}" ] &&
+        [ "$(num sent_all "$o")" = 0 ] && [ "$(num answered "$o")" = "${f#*:}" ] &&
+        grep -q 'status="HTTP/1.1 408 ' <<<"$o" && [ "$(num closed_ms_max "$o")" -le 45000 ] || slow_ok=0
+    [ "$(num closed_ms_min "$o")" -ge "$cut_min" ] || cut_min=$(num closed_ms_min "$o")
+    [ "$(num closed_ms_max "$o")" -le "$cut_max" ] || cut_max=$(num closed_ms_max "$o")
+    [ "$(num lines_at_close_max "$o")" -le "$lines_max" ] || lines_max=$(num lines_at_close_max "$o")
+done 2>/dev/null
+out=$(cat "$dir"/slowhttp-*.out)
+d="the hub cut off all 52 slow HTTP clients (HTTPS, TCP) with a 408 before they sent their 60 lines"
+if [ "$slow_ok" = 1 ]; then
+    ok "$d ($cut_min-$cut_max ms after the first line, at most $lines_max lines)"
+else
+    not_ok "$d"
+fi
+c=$(cut_off)
+echo "#   the hub said: $(tail -n "+$((slowmark + 1))" "$dir/hub.log" | grep -m1 'event=request_timeout' | sed 's/^ts=[^ ]* //')"
+if [ "$c" -ge 52 ]; then ok "the hub logs each: request_timeout ($c)"; else out="$c lines"; not_ok "the hub logs each: request_timeout"; fi
 
 # A flood of connect-and-close.
 mark

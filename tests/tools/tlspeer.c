@@ -1,5 +1,5 @@
 /*
- * tlspeer.c - an odd or hostile peer for the hub's replication port, driven by
+ * tlspeer.c - an odd or hostile peer for the hub's replication port (and its HTTP API), driven by
  * tests/integration/test_security.sh (issue 7, "TLS policy matrix" and "Resource abuse").
  *
  * Modes (tlspeer --help says the same):
@@ -12,6 +12,9 @@
  *             never read again (or only --read-rate bytes a second): the hub's PONGs pile up.
  *   serve     a TLS server on HOST:PORT for S seconds, standing in for a man in the middle:
  *             reports whether clients finished the handshake, showed a certificate, sent data.
+ *   slowhttp  N slowloris clients of an HTTP API (HTTPS, or plain with --stage tcp): each sends
+ *             a request line, then one header line a second, and never ends the head; reports
+ *             when and after how many lines the server cut each off, and what it answered.
  *
  * Invariants: every mode stops by itself (connections and handshakes have --timeout, the opening
  * of connections at most OPEN_MAX_MS, holding -s seconds); the result is one line of key=value
@@ -51,8 +54,9 @@
 #define MAX_CONNS   20000
 #define MAX_SECS    600
 #define OPEN_MAX_MS 60000 /* opening all connections never takes longer than this */
+#define MAX_LINES   1000  /* slowhttp: lines of request head at most */
 
-enum mode { M_CONNECT, M_IDLE, M_FLOOD, M_SLOWREAD, M_SERVE };
+enum mode { M_CONNECT, M_IDLE, M_FLOOD, M_SLOWREAD, M_SERVE, M_SLOWHTTP };
 enum stage { ST_TCP, ST_HELLO, ST_TLS };
 enum cstate { C_NEW, C_CONNECTING, C_HANDSHAKING, C_HELD, C_DONE };
 
@@ -65,6 +69,7 @@ typedef struct opts {
     long timeout_ms;         /* for one connect, handshake or answer */
     long parallel;           /* connections being opened at once */
     long read_rate;          /* slowread: bytes per second each connection reads (0: none) */
+    long lines;              /* slowhttp: lines of request head each connection sends */
     const char *cert, *key;  /* certificate and key to present (client: optional) */
     const char *ca;          /* client: verify the server with this CA (else no verification) */
     const char *alpn;        /* protocol to offer (client) or select (server); "" for none */
@@ -104,7 +109,8 @@ static void usage(FILE *f)
         f,
         "usage: tlspeer MODE [OPTIONS] HOST:PORT\n"
         "\n"
-        "A test peer for a Sangam hub's replication port (loopback tests only).\n"
+        "A test peer for a Sangam hub's replication port, and (slowhttp) its HTTP API; loopback\n"
+        "tests only.\n"
         "\n"
         "Modes:\n"
         "  connect   one TLS connection; with --hello REGION send HELLO and read the answer\n"
@@ -114,6 +120,10 @@ static void usage(FILE *f)
         "  slowread  -n connections send HELLO, then PINGs for -s seconds, never reading\n"
         "  serve     listen on HOST:PORT as a TLS server (--cert, --key) for -s seconds and\n"
         "            report what clients did (a stand-in man in the middle)\n"
+        "  slowhttp  -n slowloris clients of an HTTP API: each sends a request line and then\n"
+        "            one header line a second, --lines in all, never ending the head; stops\n"
+        "            when the server has closed them all or after -s seconds. Over TLS (ALPN\n"
+        "            http/1.1 unless --alpn) or, with --stage tcp, plain HTTP\n"
         "\n"
         "Options:\n"
         "  -n, --count N       connections (default 1, at most %d)\n"
@@ -123,7 +133,8 @@ static void usage(FILE *f)
         "  --cert FILE         certificate chain to present (PEM)\n"
         "  --key FILE          its private key (PEM)\n"
         "  --ca FILE           client: verify the server against this CA (default: do not)\n"
-        "  --alpn PROTO        ALPN to offer or select (default sangam/1; '' for none)\n"
+        "  --alpn PROTO        ALPN to offer or select (default sangam/1, slowhttp http/1.1;\n"
+        "                      '' for none)\n"
         "  --min-tls V         1.2 or 1.3 (default 1.2)\n"
         "  --max-tls V         1.2 or 1.3 (default 1.3)\n"
         "  --hello REGION      connect, slowread: send HELLO naming REGION after the handshake\n"
@@ -131,15 +142,19 @@ static void usage(FILE *f)
         "  --parallel N        connections being opened at once (default 128)\n"
         "  --read-rate B       slowread: read B bytes per second per connection (default 0:\n"
         "                      never read)\n"
+        "  --lines L           slowhttp: lines of request head to send, one a second\n"
+        "                      (default 60, at most %d)\n"
         "  -h, --help          this text\n"
         "\n"
         "Prints one line of key=value counts: attempted, connected, connect_failed,\n"
         "timed_out, handshake_ok, handshake_failed, peer_closed (ended by the peer while\n"
         "held), open_at_end, and per mode verdict/answer, bytes_sent, bytes_read,\n"
-        "client_cert, app_bytes.\n"
+        "client_cert, app_bytes; slowhttp: sent_all (connections that sent every line),\n"
+        "answered, status (the first status line), lines_at_close_min/max, closed_ms_min/max\n"
+        "(from a connection's first line to the server's close).\n"
         "Exit status 0 when it ran, 1 when it could not, 2 for a usage error. Every mode\n"
         "stops by itself.\n",
-        MAX_CONNS, MAX_SECS);
+        MAX_CONNS, MAX_SECS, MAX_LINES);
 }
 
 /* Copies OpenSSL's last queued error (or errno's text, or what) into c->last_error. */
@@ -828,6 +843,219 @@ out:
     return 0;
 }
 
+/* slowhttp: one slowloris connection's progress. */
+typedef struct slow {
+    uint64_t first;  /* ms when its first line went out (0: not yet) */
+    uint64_t closed; /* ms when the server closed it (0: it has not) */
+    long lines;      /* lines of request head sent */
+    int blocked;     /* the last line would have blocked: wait until writable */
+    int answered;    /* the server sent it application bytes */
+} slow;
+
+/* slowhttp: line i of a request head that never ends (0 is the request line). */
+static int slow_line(char *buf, size_t cap, long i)
+{
+    if (i == 0)
+        return snprintf(buf, cap, "GET /healthz HTTP/1.1\r\n");
+    if (i == 1)
+        return snprintf(buf, cap, "Host: hub\r\n");
+    return snprintf(buf, cap, "X-Slow-%ld: %ld\r\n", i, i);
+}
+
+/* slowhttp: sends one short line, plain or over TLS: 1 sent, 0 it would block (send it again
+ * later), -1 the connection failed (noted). */
+static int slow_send(conn *k, const char *buf, int len, counts *c)
+{
+    int rc, e;
+    if (k->ssl == NULL) {
+        ssize_t w = send(k->fd, buf, (size_t)len, MSG_NOSIGNAL);
+        if (w == len)
+            return 1;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return 0;
+        note_error(c, w < 0 ? strerror(errno) : "short write");
+        return -1;
+    }
+    ERR_clear_error();
+    rc = SSL_write(k->ssl, buf, len);
+    if (rc > 0)
+        return 1;
+    e = SSL_get_error(k->ssl, rc);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+        return 0;
+    note_error(c, "write failed");
+    return -1;
+}
+
+/* slowhttp: reads whatever the server sent, keeping the first status line in status: 1 when the
+ * server ended the connection (EOF, close_notify, an error), 0 when it is still open. */
+static int slow_drain(conn *k, slow *s, char *status, size_t scap, counts *c)
+{
+    char buf[4096];
+    for (;;) {
+        int n;
+        if (k->ssl == NULL) {
+            ssize_t r = recv(k->fd, buf, sizeof(buf) - 1, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return 0;
+            if (r < 0)
+                note_error(c, strerror(errno));
+            if (r <= 0)
+                return 1;
+            n = (int)r;
+        } else {
+            int e;
+            ERR_clear_error();
+            n = SSL_read(k->ssl, buf, (int)sizeof(buf) - 1);
+            if (n <= 0) {
+                e = SSL_get_error(k->ssl, n);
+                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                    return 0;
+                if (e != SSL_ERROR_ZERO_RETURN)
+                    note_error(c, "connection ended without close_notify");
+                return 1;
+            }
+        }
+        buf[n] = '\0';
+        if (!s->answered && status[0] == '\0')
+            snprintf(status, scap, "%.*s", (int)strcspn(buf, "\r\n"), buf);
+        s->answered = 1;
+    }
+}
+
+/* slowhttp: o->n connections (TLS, or plain with --stage tcp) that each send a request line and
+ * then one header line a second, o->lines in all, and never the blank line that ends the head.
+ * Runs until the server has closed them all or o->secs seconds have passed. */
+static int run_slowhttp(const opts *o, counts *c)
+{
+    conn *ks = calloc((size_t)o->n, sizeof(*ks));
+    slow *ss = calloc((size_t)o->n, sizeof(*ss));
+    struct pollfd *pf = calloc((size_t)o->n, sizeof(*pf));
+    long *idx = calloc((size_t)o->n, sizeof(*idx));
+    SSL_CTX *sc = NULL;
+    char status[128] = "";
+    long live = 0, sent_all = 0, answered = 0, lmin = 0, lmax = 0, nclosed = 0;
+    uint64_t cmin = 0, cmax = 0, open_end = now_ms() + OPEN_MAX_MS, end;
+    int rc = 1;
+
+    if (ks == NULL || ss == NULL || pf == NULL || idx == NULL)
+        goto out;
+    if (o->stage != ST_TCP) {
+        if ((sc = client_ctx(o, c)) == NULL)
+            goto out;
+        /* A line that would block is written again from a new buffer with the same bytes. */
+        SSL_CTX_set_mode(sc, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+    for (long i = 0; i < o->n; i++) {
+        uint64_t deadline = now_ms() + (uint64_t)o->timeout_ms;
+        ks[i].fd = -1;
+        ks[i].st = C_DONE;
+        if (now_ms() >= open_end)
+            continue;
+        if (open_one(o, sc, &ks[i], c, deadline < open_end ? deadline : open_end) == 0)
+            live++;
+    }
+    fprintf(stderr, "tlspeer: %ld connections send a header line a second, %ld lines each\n", live,
+            o->lines);
+    end = now_ms() + (uint64_t)o->secs * 1000;
+    while (live > 0 && now_ms() < end) {
+        uint64_t t = now_ms(), wake = end;
+        long np = 0;
+        for (long i = 0; i < o->n; i++) {
+            slow *s = &ss[i];
+            short ev = POLLIN | POLLRDHUP;
+            if (ks[i].st != C_HELD)
+                continue;
+            if (s->lines < o->lines) {
+                uint64_t due = s->first + (uint64_t)s->lines * 1000;
+                if (s->lines == 0 || t >= due) {
+                    char line[64];
+                    int w = slow_line(line, sizeof(line), s->lines);
+                    w = slow_send(&ks[i], line, w, c);
+                    if (w < 0) { /* the server has gone */
+                        s->closed = t;
+                        c->peer_closed++;
+                        live--;
+                        conn_end(&ks[i]);
+                        continue;
+                    }
+                    s->blocked = w == 0;
+                    if (w > 0 && s->lines++ == 0)
+                        s->first = t;
+                    due = s->first + (uint64_t)s->lines * 1000;
+                }
+                if (s->blocked)
+                    ev |= POLLOUT;
+                else if (s->lines < o->lines && due < wake)
+                    wake = due;
+            }
+            pf[np].fd = ks[i].fd;
+            pf[np].events = ev;
+            pf[np].revents = 0;
+            idx[np++] = i;
+        }
+        t = now_ms();
+        if (poll(pf, (nfds_t)np, wake > t ? (int)(wake - t) : 0) < 0 && errno != EINTR)
+            goto out;
+        t = now_ms();
+        for (long j = 0; j < np; j++) {
+            conn *k = &ks[idx[j]];
+            slow *s = &ss[idx[j]];
+            int gone = 0;
+            if (pf[j].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))
+                gone = slow_drain(k, s, status, sizeof(status), c) ||
+                       (pf[j].revents & (POLLRDHUP | POLLHUP | POLLERR));
+            if (!gone)
+                continue;
+            s->closed = t;
+            c->peer_closed++;
+            live--;
+            conn_end(k);
+        }
+    }
+    rc = 0;
+out:
+    for (long i = 0; ks != NULL && ss != NULL && i < o->n; i++) {
+        const slow *s = &ss[i];
+        if (ks[i].st == C_HELD) {
+            c->open_at_end++;
+            conn_end(&ks[i]);
+        }
+        sent_all += s->lines == o->lines;
+        answered += s->answered;
+        if (s->closed == 0 || s->first == 0)
+            continue;
+        if (nclosed == 0 || s->lines < lmin)
+            lmin = s->lines;
+        if (nclosed == 0 || s->lines > lmax)
+            lmax = s->lines;
+        if (nclosed == 0 || s->closed - s->first < cmin)
+            cmin = s->closed - s->first;
+        if (nclosed == 0 || s->closed - s->first > cmax)
+            cmax = s->closed - s->first;
+        nclosed++;
+    }
+    SSL_CTX_free(sc);
+    free(ks);
+    free(ss);
+    free(pf);
+    free(idx);
+    if (rc != 0) {
+        fprintf(stderr, "tlspeer: %s\n", c->last_error[0] ? c->last_error : "cannot run");
+        return rc;
+    }
+    print_counts("slowhttp", c);
+    printf(" lines=%ld sent_all=%ld answered=%ld", o->lines, sent_all, answered);
+    print_quoted("status", status);
+    printf(" lines_at_close_min=%ld lines_at_close_max=%ld closed_ms_min=%llu closed_ms_max=%llu",
+           lmin, lmax, (unsigned long long)cmin, (unsigned long long)cmax);
+    print_quoted("last_error", c->last_error);
+    putchar('\n');
+    return 0;
+}
+
 static int accept_any(int ok, X509_STORE_CTX *xs)
 {
     (void)ok;
@@ -961,6 +1189,7 @@ int main(int argc, char **argv)
                                           {"timeout", required_argument, NULL, 't'},
                                           {"parallel", required_argument, NULL, 'P'},
                                           {"read-rate", required_argument, NULL, 'R'},
+                                          {"lines", required_argument, NULL, 'L'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     opts o = {.mode = M_CONNECT,
@@ -969,7 +1198,8 @@ int main(int argc, char **argv)
               .secs = 5,
               .timeout_ms = 5000,
               .parallel = 128,
-              .alpn = "sangam/1",
+              .lines = 60,
+              .alpn = NULL,
               .min_tls = TLS1_2_VERSION,
               .max_tls = TLS1_3_VERSION};
     counts c;
@@ -994,6 +1224,9 @@ int main(int argc, char **argv)
             break;
         case 'R':
             bad = parse_long(optarg, 0, 1L << 30, &o.read_rate);
+            break;
+        case 'L':
+            bad = parse_long(optarg, 1, MAX_LINES, &o.lines);
             break;
         case 'S':
             if (strcmp(optarg, "tcp") == 0)
@@ -1056,6 +1289,8 @@ int main(int argc, char **argv)
         o.mode = M_SLOWREAD;
     else if (strcmp(argv[optind], "serve") == 0)
         o.mode = M_SERVE;
+    else if (strcmp(argv[optind], "slowhttp") == 0)
+        o.mode = M_SLOWHTTP;
     else {
         fprintf(stderr, "tlspeer: unknown mode '%s' (see --help)\n", argv[optind]);
         return 2;
@@ -1065,11 +1300,14 @@ int main(int argc, char **argv)
         return 2;
     }
     if ((o.cert == NULL) != (o.key == NULL) || o.min_tls > o.max_tls ||
-        (o.mode == M_SLOWREAD && o.hello == NULL)) {
+        (o.mode == M_SLOWREAD && o.hello == NULL) ||
+        (o.mode == M_SLOWHTTP && o.stage == ST_HELLO)) {
         fprintf(stderr, "tlspeer: --cert and --key go together; --min-tls <= --max-tls; "
-                        "slowread needs --hello\n");
+                        "slowread needs --hello; slowhttp takes --stage tcp or tls\n");
         return 2;
     }
+    if (o.alpn == NULL)
+        o.alpn = o.mode == M_SLOWHTTP ? "http/1.1" : "sangam/1";
     /* Many connections need many descriptors: take what the hard limit allows. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -1086,6 +1324,8 @@ int main(int argc, char **argv)
         return run_slowread(&o, &c);
     case M_SERVE:
         return run_serve(&o, &c);
+    case M_SLOWHTTP:
+        return run_slowhttp(&o, &c);
     }
     return 2;
 }
