@@ -187,6 +187,14 @@ account() {
     return $status
 }
 
+# keep_evidence NAME: the logs and databases of a failed run outlive it, in /tmp (or $TMPDIR).
+keep_evidence() {
+    local keep=${TMPDIR:-/tmp}/sangam-faults-$1
+    rm -rf "$keep"
+    cp -r "$dir" "$keep" 2>/dev/null || true # (sockets are not copied; the rest is)
+    echo "#   logs and databases kept in $keep"
+}
+
 # proxy_up PORT PID: the faultproxy PID listens on PORT (else its log is shown and the run
 # stops: every later check would be about something else).
 proxy_up() {
@@ -224,6 +232,7 @@ link_run() {
     else
         out="heads: $(for r in "${regions[@]}"; do echo -n "$r $(head_seq "$r")/$(hub_seq "$r") "; done)"
         not_ok "link seed $seed: the three regions caught up through faulty links (replay: --only link --first $seed)"
+        keep_evidence "link-seed$seed"
     fi
     if account "$seed"; then ok "link seed $seed: converge holds (rows, seqs, produced = applied + quarantined, integrity)"; else not_ok "link seed $seed: converge holds (replay: --only link --first $seed)"; fi
     for i in "${pp[@]}"; do kill "$i" 2>/dev/null || true; wait "$i" 2>/dev/null || true; done
@@ -307,10 +316,16 @@ crash_run() {
         echo "# seed $seed: kill $k: $victim"
     done
     for k in "${w[@]}"; do wait "$k"; done
-    if [ "$bad" = 0 ] && until_true 60 "caught_up ${regions[*]}" && account "$seed"; then
+    out="a node did not restart (see its log)"
+    if [ "$bad" = 0 ] && ! until_true 60 "caught_up ${regions[*]}"; then
+        bad=1
+        out="not caught up after 60 s: $(for k in "${regions[@]}"; do echo -n "$k $(hub_seq "$k")/$(head_seq "$k") "; done)"
+    fi
+    if [ "$bad" = 0 ] && account "$seed"; then
         ok "crash seed $seed: three SIGKILLs, then converge holds"
     else
         not_ok "crash seed $seed: three SIGKILLs, then converge holds (replay: --only crash --first $seed --seeds 1)"
+        keep_evidence "crash-seed$seed"
     fi
     stop hub
 }
