@@ -62,17 +62,22 @@ wait_for() {
     if until_true "$2" "$3"; then ok "$1"; else out="condition: $3"; not_ok "$1 (after $2s)"; fi
 }
 # start NAME INI [WRAPPER...]: starts sangamd (under WRAPPER, e.g. faketime, if given), logs to
-# $dir/NAME.log, records its pid in pid_NAME and waits at most 10 s for its socket.
+# $dir/NAME.log, records its pid in pid_NAME and waits at most 10 s until it is up: its socket
+# exists and it has logged event=started, which comes after every listener is bound (the API
+# socket alone appears before the replication port is bound, and a node that then fails to bind
+# it exits: waiting for the socket alone would call that a start).
 start() {
-    local name=$1 ini=$2
+    local name=$1 ini=$2 before
     shift 2
+    before=$(grep -c 'event=started ' "$dir/$name.log" 2>/dev/null || true)
     "$@" "$SANGAMD" --config "$ini" 2>>"$dir/$name.log" &
     pids+=($!)
     eval "pid_$name=$!"
     local sock
     sock=$(lib_socket "$ini")
     local deadline=$((SECONDS + 10))
-    while [ ! -S "$sock" ] || ! kill -0 "$(eval echo "\$pid_$name")" 2>/dev/null; do
+    while [ ! -S "$sock" ] || ! kill -0 "$(eval echo "\$pid_$name")" 2>/dev/null ||
+        [ "$(grep -c 'event=started ' "$dir/$name.log" 2>/dev/null || true)" -le "${before:-0}" ]; do
         if [ $SECONDS -ge "$deadline" ] || ! kill -0 "$(eval echo "\$pid_$name")" 2>/dev/null; then
             echo "# $name did not start:"; tail -5 "$dir/$name.log"; return 1
         fi
