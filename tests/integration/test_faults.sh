@@ -240,7 +240,7 @@ link_run() {
         local f
         for f in delay split stall cut ackcut; do
             local v
-            v=$(grep -o " $f=[0-9]*" "$dir/proxy-$i.out" | cut -d= -f2)
+            v=$(grep -o " $f=[0-9]*" "$dir/proxy-$i.out" | cut -d= -f2 || true)
             tot_fault[$f]=$((${tot_fault[$f]:-0} + ${v:-0}))
         done
     done

@@ -79,8 +79,22 @@ until tport=$(free_port) && [ "$tport" != "$port" ] && [ "$tport" != "$hport" ];
 # --- Helpers (lib.sh has the rest) ---
 peer() { "$TLSPEER" "$@"; }
 # num KEY [TEXT]: the number in KEY=N of a tlspeer result line (TEXT, default $out).
-num() { grep -oE "(^| )$1=[0-9]+" <<<"${2:-$out}" | head -1 | cut -d= -f2; }
+# Empty when KEY is missing (a peer that printed nothing), never a failure: under set -e and
+# pipefail an assignment from a failed grep would end the script without a word.
+num() { { grep -oE "(^| )$1=[0-9]+" <<<"${2:-$out}" || true; } | head -1 | cut -d= -f2; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid_hub/status"; }
+# hub_alive: if the hub has exited, that is a failure of its own, reported with the end of its
+# log (where a sanitizer's report would be) and a copy of the run's files; the run stops there.
+hub_alive() {
+    grep -qs "^State:[[:space:]]*[^Z]" "/proc/$pid_hub/status" && return 0 # (a zombie has exited)
+    out=$(tail -n 40 "$dir/hub.log")
+    not_ok "the hub is alive (it exited; the end of its log follows)"
+    local keep=${TMPDIR:-/tmp}/sangam-security-failed
+    rm -rf "$keep"
+    cp -r "$dir" "$keep" 2>/dev/null || true
+    echo "# logs kept in $keep"
+    lib_finish || exit 1
+}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid_hub/stat"; }
 hub_up() { kill -0 "$pid_hub" 2>/dev/null; }
 # mark, then since: the hub's log lines written after the mark.
@@ -96,6 +110,7 @@ logged() {
 # sample_rss: the hub's RSS now into $rss, and the highest seen into $rss_peak.
 rss=0 rss_peak=0
 sample_rss() {
+    hub_alive
     rss=$(rss_kb)
     [ "$rss" -le "$rss_peak" ] || rss_peak=$rss
 }
@@ -354,9 +369,14 @@ for r in slow1 slow2 slow3; do
 done
 echo "# slow readers sent $sent bytes of PINGs; hub RSS peak meanwhile $phase_peak kB (at rest $rss0 kB)"
 rss_under "hub RSS while slow readers send and never read" "$phase_peak"
-if [ "$dropped" = 3 ]; then ok "the hub dropped all three slow readers"; else not_ok "the hub dropped all three slow readers ($dropped)"; fi
+if [ "$dropped" = 3 ]; then
+    ok "the hub dropped all three slow readers"
+else
+    out=$(tail -n 5 "$dir"/slow-slow*.err "$dir"/slow-slow*.out 2>&1 || true)
+    not_ok "the hub dropped all three slow readers ($dropped)"
+fi
 logged 3 'reason="the peer does not read'
-if [ "$c" -ge 3 ]; then ok "the hub logs why: the peer does not read"; else out=$(since | grep slow | tail -5); not_ok "the hub logs why: the peer does not read"; fi
+if [ "$c" -ge 3 ]; then ok "the hub logs why: the peer does not read"; else out=$(since | grep slow | tail -5 || true); not_ok "the hub logs why: the peer does not read"; fi
 
 # 1,000 connections that never finish the TLS handshake.
 mark
@@ -490,7 +510,7 @@ stopped_cleanly hub
 if ! grep -lE "AddressSanitizer|LeakSanitizer|runtime error:" "$dir"/*.log >/dev/null 2>&1; then
     ok "no sanitizer report in any log"
 else
-    out=$(grep -hE -A3 "AddressSanitizer|LeakSanitizer|runtime error:" "$dir"/*.log | head -20)
+    out=$(grep -hE -A3 "AddressSanitizer|LeakSanitizer|runtime error:" "$dir"/*.log | head -20 || true)
     not_ok "no sanitizer report in any log"
 fi
 lib_finish
