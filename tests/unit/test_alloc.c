@@ -45,6 +45,7 @@
 #include <sqlite3.h>
 
 #include "apply.h"
+#include "faultutil.h"
 #include "sangam/batch.h"
 #include "sangam/frame.h"
 #include "store.h"
@@ -182,12 +183,6 @@ typedef struct sweep {
     long absorbed; /* injected failures the call survived (it succeeded all the same) */
 } sweep;
 
-static int long_mode(void)
-{
-    const char *v = getenv("SANGAM_LONG");
-    return v != NULL && strcmp(v, "1") == 0;
-}
-
 /* Every N for a cheap path; at most SWEEP_BUDGET evenly spread points for a costly one. */
 static void sweep_init(sweep *s, const char *name, long total, int costly)
 {
@@ -241,50 +236,8 @@ static void remove_dir(const char *dir)
 }
 
 /* The integer the query returns, with ?1 bound to arg (NULL binds nothing). */
-static int64_t q_int(sqlite3 *db, const char *sql, const char *arg)
-{
-    sqlite3_stmt *s = NULL;
-    int64_t v = -1;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
-    if (rc != SQLITE_OK)
-        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
-    if (arg != NULL)
-        sqlite3_bind_text(s, 1, arg, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-}
-
-static void assert_integrity(sqlite3 *db)
-{
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
-    sqlite3_finalize(s);
-}
-
-static sg_store *open_store(const char *path, const char *node, const char *role)
-{
-    sg_store *st = NULL;
-    sg_err err = {0};
-    if (sg_store_open(&st, path, node, role, &err) < 0)
-        fail_msg("open %s: %s", path, err.msg);
-    return st;
-}
 
 /* ---- 1. the codec ---- */
-
-static void col_str(sg_col *c, const char *name, const char *v)
-{
-    memset(c, 0, sizeof(*c));
-    c->name = name;
-    c->name_len = (uint32_t)strlen(name);
-    c->v.type = SG_VAL_STR;
-    c->v.s = v;
-    c->v.len = (uint32_t)strlen(v);
-}
 
 static void col_int(sg_col *c, const char *name, int64_t v)
 {

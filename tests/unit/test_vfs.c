@@ -42,6 +42,7 @@
 #include <sqlite3.h>
 
 #include "apply.h"
+#include "faultutil.h"
 #include "sangam/batch.h"
 #include "store.h"
 #include "tools/faultvfs.h"
@@ -55,12 +56,6 @@ typedef struct fixture {
     char dir[256];  /* scratch directory of the current point */
     char path[300]; /* its database */
 } fixture;
-
-static int long_mode(void)
-{
-    const char *e = getenv("SANGAM_LONG");
-    return e != NULL && strcmp(e, "1") == 0;
-}
 
 static long sweep_step(long total)
 {
@@ -84,39 +79,6 @@ static void point_done(fixture *f)
     assert_int_equal(system(cmd), 0);
     assert_int_equal(fvfs_open_files(f->v), 0);
     fvfs_reset(f->v);
-}
-
-static int64_t q_int(sqlite3 *db, const char *sql, const char *arg)
-{
-    sqlite3_stmt *s = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
-    if (arg != NULL)
-        sqlite3_bind_text(s, 1, arg, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-}
-
-static void assert_integrity(sqlite3 *db)
-{
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    if (strcmp((const char *)sqlite3_column_text(s, 0), "ok") != 0)
-        fail_msg("integrity_check: %s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-}
-
-static sg_store *open_store(const char *path, const char *node, const char *role)
-{
-    sg_store *st = NULL;
-    sg_err err = {0};
-    if (sg_store_open(&st, path, node, role, &err) < 0)
-        fail_msg("open %s: %s", path, err.msg);
-    return st;
 }
 
 /* ---- the region workload ---- */
@@ -241,16 +203,6 @@ typedef struct hub_batch {
     sg_batch *b; /* decoded (what sg_apply_batch gets) */
     void *bytes; /* encoded: the decoded batch points into it */
 } hub_batch;
-
-static void col_str(sg_col *c, const char *name, const char *v)
-{
-    memset(c, 0, sizeof(*c));
-    c->name = name;
-    c->name_len = (uint32_t)strlen(name);
-    c->v.type = SG_VAL_STR;
-    c->v.s = v;
-    c->v.len = (uint32_t)strlen(v);
-}
 
 static void hub_batch_make(hub_batch *hb, int j)
 {
