@@ -157,10 +157,14 @@ static void on_timeout(uv_timer_t *t)
     if (!sg_http_parser_idle(&c->parser) && c->pending_writes == 0 && !c->srv->shutting_down &&
         !c->close_after_write) {
         sg_api_resp resp;
-        sg_api_error(&resp, SG_EHTTP, "the request did not arrive whole within 30 s");
+        char why[96];
+        snprintf(why, sizeof(why), "the request did not arrive whole within %d s",
+                 SG_HTTP_REQUEST_MS / 1000);
+        sg_api_error(&resp, SG_EHTTP, why);
         send_response(c, 408, NULL, resp.body, resp.body_len, 0);
         sg_api_resp_free(&resp);
-        sg_log(SG_LOG_WARN, "request_timeout", "peer=%s", c->peer);
+        sg_log(SG_LOG_WARN, "request_timeout", "peer=%s code=%s reason=\"%s (slow client?)\"",
+               c->peer, sg_strerror_name(SG_EHTTP), why);
         conn_finish(c);
         if (!c->closing) /* the 408 is on its way; a client that does not read it loses it */
             arm_timer(c, SG_HTTP_DRAIN_MS);

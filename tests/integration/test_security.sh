@@ -454,7 +454,13 @@ else
 fi
 c=$(cut_off)
 echo "#   the hub said: $(tail -n "+$((slowmark + 1))" "$dir/hub.log" | grep -m1 'event=request_timeout' | sed 's/^ts=[^ ]* //')"
-if [ "$c" -ge 52 ]; then ok "the hub logs each: request_timeout ($c)"; else out="$c lines"; not_ok "the hub logs each: request_timeout"; fi
+why=$(tail -n "+$((slowmark + 1))" "$dir/hub.log" | grep -c 'event=request_timeout .*reason="the request did not arrive whole within 30 s' || true)
+if [ "$c" -ge 52 ] && [ "$why" = "$c" ]; then
+    ok "the hub logs each, with the reason: request_timeout ($c)"
+else
+    out="$c lines, $why with the reason"
+    not_ok "the hub logs each, with the reason: request_timeout"
+fi
 
 # A flood of connect-and-close.
 mark
