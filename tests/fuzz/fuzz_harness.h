@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -94,5 +95,30 @@ static void harness_fresh_store(void)
     }
     sqlite3_exec(sg_store_db(H.st), "PRAGMA synchronous = OFF", NULL, NULL, NULL);
 }
+
+#ifdef SANGAM_API_H
+/* A JSON answer of the API (no Content-Type of its own): one object ending in a newline; at
+ * 400 and above an "error" object with a string code (the same as resp->error_code) and a
+ * message, below 400 no "error" at all. For the targets that drive sg_api_handle. */
+static inline void require_json_answer(const sg_api_resp *resp)
+{
+    json_t *j, *e;
+
+    require(resp->body != NULL && resp->body_len > 0 && resp->body[resp->body_len - 1] == '\n');
+    j = json_loadb(resp->body, resp->body_len, 0, NULL);
+    require(json_is_object(j));
+    if (resp->status >= 400) {
+        e = json_object_get(j, "error");
+        require(json_is_object(e));
+        require(json_is_string(json_object_get(e, "code")));
+        require(json_is_string(json_object_get(e, "message")));
+        require(resp->error_code != NULL &&
+                strcmp(resp->error_code, json_string_value(json_object_get(e, "code"))) == 0);
+    } else {
+        require(json_object_get(j, "error") == NULL);
+    }
+    json_decref(j);
+}
+#endif
 
 #endif

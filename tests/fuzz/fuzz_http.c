@@ -97,8 +97,6 @@ static void check_head(const uint8_t *s, size_t n)
 /* Property 4. */
 static void check_response(const sg_api_resp *resp)
 {
-    json_t *j, *e;
-
     require(resp->status >= 200 && resp->status <= 599);
     if (resp->status == 204) {
         require(resp->body == NULL || resp->body_len == 0);
@@ -109,20 +107,7 @@ static void check_response(const sg_api_resp *resp)
         require(resp->body != NULL && strlen(resp->body) == resp->body_len);
         return;
     }
-    require(resp->body != NULL && resp->body_len > 0 && resp->body[resp->body_len - 1] == '\n');
-    j = json_loadb(resp->body, resp->body_len, 0, NULL);
-    require(json_is_object(j));
-    if (resp->status >= 400) {
-        e = json_object_get(j, "error");
-        require(json_is_object(e));
-        require(json_is_string(json_object_get(e, "code")));
-        require(json_is_string(json_object_get(e, "message")));
-        require(resp->error_code != NULL &&
-                strcmp(resp->error_code, json_string_value(json_object_get(e, "code"))) == 0);
-    } else {
-        require(json_object_get(j, "error") == NULL);
-    }
-    json_decref(j);
+    require_json_answer(resp);
 }
 
 /* Property 6, on the input as a query string (bounded as a request target is). */

@@ -168,28 +168,13 @@ static void seed(size_t which, const char *json)
 /* Property 1. */
 static void check_response(const sg_api_resp *resp)
 {
-    json_t *j, *e;
-
     require(resp->status >= 200 && resp->status <= 599);
     if (resp->status == 204) {
         require(resp->body == NULL || resp->body_len == 0);
         return;
     }
     require(resp->content_type == NULL);
-    require(resp->body != NULL && resp->body_len > 0 && resp->body[resp->body_len - 1] == '\n');
-    j = json_loadb(resp->body, resp->body_len, 0, NULL);
-    require(json_is_object(j));
-    if (resp->status >= 400) {
-        e = json_object_get(j, "error");
-        require(json_is_object(e));
-        require(json_is_string(json_object_get(e, "code")));
-        require(json_is_string(json_object_get(e, "message")));
-        require(resp->error_code != NULL &&
-                strcmp(resp->error_code, json_string_value(json_object_get(e, "code"))) == 0);
-    } else {
-        require(json_object_get(j, "error") == NULL);
-    }
-    json_decref(j);
+    require_json_answer(resp);
 }
 
 /* Property 4 on one decoded body. */
